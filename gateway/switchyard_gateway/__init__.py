@@ -1,0 +1,1 @@
+"""The aiohttp gateway: config store -> router -> provider adapters -> HTTP."""

@@ -1,0 +1,208 @@
+"""The gateway's error tree: every failure a request can meet, as a type.
+
+Bottom layer: providers raise the upstream errors, the router decides on them with
+`isinstance` (never by message text), and the HTTP layer (`http/errors.py`) renders any
+`GatewayError` as OpenAI-style JSON. Class attributes carry the HTTP status and the
+OpenAI `type`/`code`, as aiohttp's `web_exceptions` do. Messages never hold key material,
+upstream headers, or more than a short cut of an upstream body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from switchyard_schema import FailureKind
+
+#: Upstream error text is cut to this many characters before it reaches a log line or an
+#: error body: enough to explain the failure, too short to echo a whole upstream payload.
+DETAIL_LIMIT = 300
+
+
+def cut(text: str, limit: int = DETAIL_LIMIT) -> str:
+    """Shorten upstream text for logs and error bodies."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# Caller errors: the request itself is wrong. Never retried, never fall back.
+
+
+class CallerError(GatewayError):
+    """The caller's request is at fault."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class InvalidRequest(CallerError):
+    """Malformed JSON, a missing field, a wrong type."""
+
+
+class UnknownEndpoint(CallerError):
+    """`model` names no endpoint this gateway serves."""
+
+    status = 404
+    code = "model_not_found"
+
+
+class BodyTooLarge(CallerError):
+    """The request body is over the configured limit."""
+
+    status = 413
+    code = "request_too_large"
+
+
+class Unauthorized(CallerError):
+    """Inbound authentication is on and the bearer token is missing or wrong."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class Overloaded(GatewayError):
+    """Load shedding: too many requests in flight (gateway-wide or for the endpoint)."""
+
+    status = 503
+    type = "server_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# Upstream errors: one attempt at one target failed.
+
+
+class UpstreamError(GatewayError):
+    """An attempt at a target failed. `kind` is what `policy.fallbackOn` matches."""
+
+    status = 502
+    code = "upstream_error"
+    kind: ClassVar[FailureKind | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str = "",
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.target = target
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class RateLimited(UpstreamError):
+    """429 (or the provider's equivalent); may carry Retry-After."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+    kind = FailureKind.RATE_LIMIT
+
+
+class UpstreamServerError(UpstreamError):
+    """5xx, Anthropic's 529, or a 200 whose body cannot be parsed."""
+
+    kind = FailureKind.SERVER_ERROR
+
+
+class UpstreamTimeout(UpstreamError):
+    """No response (or no stream event) in time."""
+
+    status = 504
+    code = "upstream_timeout"
+    kind = FailureKind.TIMEOUT
+
+
+class UpstreamConnectionError(UpstreamError):
+    """Refused, reset, DNS or TLS failure before a response."""
+
+    code = "upstream_connection_error"
+    kind = FailureKind.CONNECTION_ERROR
+
+
+class ProviderAuthError(UpstreamError):
+    """The provider's 401/403/404: a revoked key or a retired model, the platform's problem.
+
+    Never shown to the caller as a 401 (it would blame the caller's own credentials).
+    """
+
+    code = "provider_auth_error"
+    kind = FailureKind.PROVIDER_AUTH
+
+
+class MissingCredential(ProviderAuthError):
+    """The target's key reference cannot be resolved (missing Secret, key or env var).
+
+    Raised before any request is sent, so it is not counted as an attempt.
+    """
+
+    code = "missing_credential"
+
+
+class CallerFault(UpstreamError):
+    """The provider rejected the request as the caller's fault (400, 413, 422).
+
+    Passed through to the caller with the provider's status; never falls back.
+    """
+
+    status = 400
+    type = "invalid_request_error"
+    code = "upstream_rejected_request"
+
+    def __init__(self, message: str, *, upstream_status: int, target: str = "", body: bytes = b"") -> None:
+        super().__init__(message, target=target, upstream_status=upstream_status)
+        self.body = body
+
+
+class StreamBroken(UpstreamError):
+    """A stream failed after content reached the client: no fallback is possible any more."""
+
+    code = "stream_interrupted"
+    kind = FailureKind.SERVER_ERROR
+
+
+# Final outcome of a routed request.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt (or skip) at one target, for the error body and the access log."""
+
+    target: str
+    outcome: str  # "ok", a FailureKind value, "callerFault", "cooldown", "missingCredential"
+    status: int | None
+    duration_ms: float
+    sent: bool  # False when no request went out (cooldown, missing credential)
+    message: str = ""
+
+
+class AllAttemptsFailed(GatewayError):
+    """Every target tried failed; `attempts` lists them in order."""
+
+    code = "all_attempts_failed"
+
+    def __init__(self, message: str, attempts: list[AttemptRecord], status: int,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.final_status = status
+        self.retry_after = retry_after

@@ -1,0 +1,1 @@
+"""The Kopf operator: validate -> render -> apply."""
