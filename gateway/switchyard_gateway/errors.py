@@ -168,7 +168,9 @@ class CallerFault(UpstreamError):
     type = "invalid_request_error"
     code = "upstream_rejected_request"
 
-    def __init__(self, message: str, *, upstream_status: int, target: str = "", body: bytes = b"") -> None:
+    def __init__(
+        self, message: str, *, upstream_status: int, target: str = "", body: bytes = b""
+    ) -> None:
         super().__init__(message, target=target, upstream_status=upstream_status)
         self.body = body
 
@@ -200,8 +202,13 @@ class AllAttemptsFailed(GatewayError):
 
     code = "all_attempts_failed"
 
-    def __init__(self, message: str, attempts: list[AttemptRecord], status: int,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        attempts: list[AttemptRecord],
+        status: int,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.final_status = status

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("switchyard_cli.validate_cmd", "check GatewayEndpoint manifests offline"),
     "render": ("switchyard_cli.render_cmd", "print the ConfigMaps the operator would create"),
-    "gateway": ("switchyard_cli.gateway_cmd", "run the gateway (standalone --config or in-cluster)"),
+    "gateway": (
+        "switchyard_cli.gateway_cmd",
+        "run the gateway (standalone --config or in-cluster)",
+    ),
     "operator": ("switchyard_cli.operator_cmd", "run the Kopf operator"),
     "demo": ("switchyard_cli.demo_cmd", "run the whole system on this machine with fake providers"),
     "status": ("switchyard_cli.status_cmd", "show endpoints, weights and observed shares"),
@@ -25,9 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The top-level parser, with the subcommand named in argv fully wired."""
-    parser = argparse.ArgumentParser(
-        prog="switchyard", description="Kubernetes-native AI gateway."
-    )
+    parser = argparse.ArgumentParser(prog="switchyard", description="Kubernetes-native AI gateway.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

@@ -71,7 +71,9 @@ def default_target_name(provider: str, model: str) -> str:
 
 
 def _identity(target: models.TargetSpec) -> dict[str, Any]:
-    return target.model_dump(by_alias=True, exclude_none=True, include={"provider", "model", "base_url", "api_key"})
+    return target.model_dump(
+        by_alias=True, exclude_none=True, include={"provider", "model", "base_url", "api_key"}
+    )
 
 
 def _assign_names(spec: models.EndpointSpec) -> list[str]:
@@ -84,7 +86,11 @@ def _assign_names(spec: models.EndpointSpec) -> list[str]:
             names.append(target.name)
             continue
         same = next(
-            (names[j] for j in range(i) if rules.same_target(_identity(everything[j]), _identity(target))),
+            (
+                names[j]
+                for j in range(i)
+                if rules.same_target(_identity(everything[j]), _identity(target))
+            ),
             None,
         )
         if same is not None:
@@ -110,7 +116,7 @@ def normalize(endpoint: GatewayEndpoint) -> models.EndpointConfig:
     )
     fallbacks = tuple(
         models.Target(name=name, **t.model_dump(exclude={"name"}))
-        for name, t in zip(names[len(split):], spec.fallbacks, strict=True)
+        for name, t in zip(names[len(split) :], spec.fallbacks, strict=True)
     )
     body = {
         "task": spec.task,

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: venv + dependencies, the Go-built control plane
+# (cached in ~/.cache/switchyard), lint (ruff), types (mypy), layering (import-linter),
+# then pytest: unit, integration (real HTTP servers) and e2e (real kube-apiserver).
+# Extra arguments go to pytest, e.g. hack/test.sh tests/unit -k weights
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+BIN="$(hack/venv.sh | tail -n1)"
+
+echo "== control plane (kube-apiserver, etcd, kube-controller-manager, kubectl, helm)" >&2
+if command -v go >/dev/null 2>&1; then
+  SWITCHYARD_K8S_BIN="$(hack/controlplane/build.sh | tail -n1)"
+  export SWITCHYARD_K8S_BIN
+elif [[ -n "${CI:-}" ]]; then
+  echo "CI: Go is required to build the control plane for the e2e tests" >&2
+  exit 1
+else
+  echo "Go not found: e2e tests will be skipped (install Go >= 1.26, or set SWITCHYARD_E2E_KUBECONFIG)" >&2
+fi
+
+echo "== ruff" >&2
+"$BIN/ruff" check operator gateway tests bench
+echo "== mypy" >&2
+"$BIN/mypy"
+echo "== import-linter" >&2
+"$BIN/lint-imports"
+
+echo "== pytest" >&2
+set +e
+"$BIN/pytest" "$@"
+code=$?
+set -e
+if [[ $code -eq 5 ]]; then
+  echo "pytest collected no tests: failing on purpose" >&2
+  exit 1
+fi
+exit $code
