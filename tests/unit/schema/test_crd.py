@@ -78,3 +78,11 @@ def test_crd_identity() -> None:
     assert version["name"] == crd.VERSION and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns == ["Task", "Targets", "Fallbacks", "Ready", "Age"]
+
+
+def test_reference_doc_is_generated_from_the_crd() -> None:
+    from switchyard_schema import reference
+
+    assert (ROOT / "docs" / "reference.md").read_text() == reference.render(), (
+        "docs/reference.md is stale: python -m switchyard_schema.reference > docs/reference.md"
+    )
