@@ -35,8 +35,8 @@ def _load(path: pathlib.Path, valid: bool) -> Case:
     for line in text.splitlines():
         if not line.startswith("# "):
             break
-        key, _, value = line[2:].partition(": ")
-        header[key] = value
+        key, _, value = line[2:].partition(":")
+        header[key] = value.strip()  # an empty `# path:` is the object itself
     return Case(path.stem, yaml.safe_load(text), valid, **header)
 
 
