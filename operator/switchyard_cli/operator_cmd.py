@@ -1,0 +1,142 @@
+"""`switchyard operator`: run the Kopf operator in this process.
+
+Flags (each also read from `SWITCHYARD_OPERATOR_<FLAG>`, e.g.
+`SWITCHYARD_OPERATOR_ALLOWED_BASE_URL_HOSTS`): the namespaces to watch, the kubeconfig,
+the platform's allow-lists, the liveness port and leader election. Kopf runs through
+`kopf.operator(...)` with `switchyard_operator.handlers` registered; no `kopf run` subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+_ENV = "SWITCHYARD_OPERATOR_"
+
+
+def _env(flag: str, default: str = "") -> str:
+    return os.environ.get(_ENV + flag.upper().replace("-", "_"), default)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the subcommand's flags."""
+    parser.add_argument("--namespaces", default=_env("namespaces"),
+                        help="comma list of namespaces to watch (default: all)")
+    parser.add_argument("--kubeconfig", default=_env("kubeconfig") or None,
+                        help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
+    parser.add_argument("--context", default=_env("context") or None,
+                        help="kubeconfig context (default: its current-context)")
+    parser.add_argument("--allowed-base-url-hosts", default=_env("allowed-base-url-hosts"),
+                        help="comma list of hosts a baseUrl may name; *.domain allowed;"
+                        " empty = any")
+    parser.add_argument("--allowed-env-keys", default=_env("allowed-env-keys"),
+                        help="comma list of env var names apiKey.envVar may name; empty = none")
+    parser.add_argument("--liveness-port", type=int,
+                        default=int(_env("liveness-port", "8081")),
+                        help="serve http://0.0.0.0:PORT/healthz (0 = off; default 8081)")
+    parser.add_argument("--standalone", action="store_true",
+                        default=_env("standalone").lower() in ("1", "true", "yes"),
+                        help="no leader election (a single replica, development, tests)")
+    parser.add_argument("--lease-name", default=_env("lease-name", "switchyard-operator"),
+                        help="Lease used for leader election (default switchyard-operator)")
+    parser.add_argument("--lease-namespace", default=_env("lease-namespace") or None,
+                        help="namespace of the Lease (default: the pod's or kubeconfig's)")
+    parser.add_argument("--identity", default=_env("identity") or None,
+                        help="leader election identity (default: hostname-pid)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def _connection(args: argparse.Namespace) -> object:
+    from switchyard_operator import kubeclient
+
+    if args.kubeconfig:
+        return kubeclient.load_kubeconfig(args.kubeconfig, args.context)
+    try:
+        return kubeclient.load_in_cluster()
+    except ValueError:
+        return kubeclient.load_kubeconfig(os.path.expanduser("~/.kube/config"), args.context)
+
+
+@contextlib.asynccontextmanager
+async def _standby_liveness(port: int) -> AsyncIterator[None]:
+    """Answer /healthz while waiting for the Lease, so a standby pod is not restarted."""
+    from aiohttp import web
+
+    if not port:
+        yield
+        return
+    async def healthz(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"standby": True})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "0.0.0.0", port)
+    await site.start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import kopf
+
+    from switchyard_operator import handlers, kubeclient, lease, reconcile, validate
+
+    conn = _connection(args)
+    assert isinstance(conn, kubeclient.Connection)
+    policy = validate.Policy.from_lists(
+        _split(args.allowed_base_url_hosts), _split(args.allowed_env_keys)
+    )
+    namespaces = _split(args.namespaces)
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    async with kubeclient.Client(conn) as client:
+        runtime = reconcile.Runtime(client=client, policy=policy)
+        stop = asyncio.Event()
+        elector = None
+        if not args.standalone:
+            elector = lease.Elector(
+                client, args.lease_namespace or conn.default_namespace, args.lease_name,
+                args.identity or f"{socket.gethostname()}-{os.getpid()}")
+            async with _standby_liveness(args.liveness_port):
+                await elector.acquire()
+        keeper = asyncio.create_task(elector.keep(stop)) if elector else None
+        try:
+            assert handlers.ENDPOINTS  # the import registered the handlers
+            await kopf.operator(
+                standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+                liveness_endpoint=liveness, memo=kopf.Memo(runtime=runtime), stop_flag=stop)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+            if elector is not None and not (keeper and keeper.done() and stop.is_set()
+                                            and not keeper.cancelled()):
+                await elector.release()
+    lost = keeper is not None and stop.is_set() and not keeper.cancelled()
+    return 1 if lost else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the operator until SIGINT/SIGTERM (exit 0) or a lost Lease (exit 1)."""
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return asyncio.run(_serve(args))
+    except ValueError as exc:  # unreadable kubeconfig, no cluster
+        print(f"switchyard operator: {exc}", file=sys.stderr)
+        return 2

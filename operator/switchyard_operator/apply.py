@@ -1,0 +1,150 @@
+"""Everything the reconciler asks of the API server (with `lease.py`, the only I/O modules).
+
+Called by `reconcile.py`. Reads GatewayEndpoints and Secret metadata, creates or updates
+the owned ConfigMap (never a ConfigMap owned by anything else), patches `status` through
+the status subresource and queues Events through Kopf's poster. Conflicts (409) and
+transient API errors become `kopf.TemporaryError(delay=...)`, so Kopf retries with backoff.
+Secret values are never read: Secrets are fetched as metadata only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
+
+import kopf
+
+from switchyard_operator import kubeclient, refs, render
+from switchyard_schema import GROUP, PLURAL, VERSION, GatewayEndpoint
+
+T = TypeVar("T")
+#: Kubernetes rejects longer Event messages; the cut keeps the start, which names the problem.
+_EVENT_MESSAGE_MAX = 1000
+_METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+async def _call(op: str, call: Awaitable[T]) -> T:
+    """Await an API call, turning retryable failures into `kopf.TemporaryError`."""
+    try:
+        return await call
+    except kubeclient.Conflict as exc:
+        raise kopf.TemporaryError(f"{op}: conflict, retrying ({exc})", delay=1) from exc
+    except kubeclient.Transient as exc:
+        raise kopf.TemporaryError(f"{op}: API server unavailable ({exc})", delay=5) from exc
+    except kubeclient.NotFound:
+        raise
+    except kubeclient.ApiError as exc:  # 403 (RBAC being fixed), 422 ...: retry slowly
+        raise kopf.TemporaryError(f"{op}: {exc}", delay=30) from exc
+
+
+def _endpoint_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+def _configmap_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{namespace}/configmaps" + (f"/{name}" if name else "")
+
+
+async def get_endpoint(
+    client: kubeclient.Client, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """The GatewayEndpoint, or None when it no longer exists."""
+    try:
+        obj: dict[str, Any] = await _call("get endpoint", client.request(
+            "GET", _endpoint_path(namespace, name)))
+    except kubeclient.NotFound:
+        return None
+    return obj
+
+
+async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> refs.SecretState:
+    """Whether a Secret exists and carries the credential label (metadata only, no values)."""
+    try:
+        meta = await _call("get secret metadata", client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=_METADATA_ONLY))
+    except kubeclient.NotFound:
+        return refs.SecretState(refs.Found.MISSING)
+    labels = (meta.get("metadata") or {}).get("labels") or {}
+    if labels.get(refs.CREDENTIAL_LABEL) == "true":
+        # The credential index has not seen it yet; its keys are unknown until it does.
+        return refs.SecretState(refs.Found.LABELLED, None)
+    return refs.SecretState(refs.Found.UNLABELLED)
+
+
+class Written(enum.Enum):
+    """What `ensure_configmap` did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of `ensure_configmap`; `detail` explains a conflict."""
+
+    written: Written
+    detail: str = ""
+
+
+def _owner_text(existing: dict[str, Any]) -> str:
+    for ref in existing.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"its controller is {ref.get('kind')}/{ref.get('name')} (uid {ref.get('uid')})"
+    return "it has no controller ownerReference"
+
+
+async def ensure_configmap(
+    client: kubeclient.Client, manifest: dict[str, Any], endpoint: GatewayEndpoint,
+    rendered_at: str,
+) -> Outcome:
+    """Create or update the endpoint's ConfigMap; no write when its spec hash is unchanged.
+
+    A ConfigMap of that name whose controller is not this endpoint is left alone
+    (`Written.CONFLICT`). Raises `kopf.TemporaryError` on conflicts and transient errors.
+    """
+    namespace, name = endpoint.namespace, manifest["metadata"]["name"]
+    desired = render.with_runtime_fields(manifest, endpoint, rendered_at)
+    try:
+        existing: dict[str, Any] = await _call("get configmap", client.request(
+            "GET", _configmap_path(namespace, name)))
+    except kubeclient.NotFound:
+        await _call("create configmap", client.request(
+            "POST", _configmap_path(namespace), desired))
+        return Outcome(Written.CREATED)
+    if render.controller_uid(existing) != endpoint.uid:
+        return Outcome(
+            Written.CONFLICT,
+            f"ConfigMap {namespace}/{name} already exists and is not owned by this"
+            f" GatewayEndpoint ({_owner_text(existing)}); the operator will not adopt or"
+            " overwrite it: delete or rename it",
+        )
+    annotations = existing.get("metadata", {}).get("annotations") or {}
+    if annotations.get(render.SPEC_HASH) == manifest["metadata"]["annotations"][render.SPEC_HASH]:
+        return Outcome(Written.UNCHANGED)
+    desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+    await _call("update configmap", client.request(
+        "PUT", _configmap_path(namespace, name), desired))
+    return Outcome(Written.UPDATED)
+
+
+async def patch_status(
+    client: kubeclient.Client, namespace: str, name: str, status: dict[str, Any]
+) -> None:
+    """Merge-patch `status` through the status subresource (a vanished endpoint is ignored)."""
+    try:
+        await _call("patch status", client.request(
+            "PATCH", _endpoint_path(namespace, name) + "/status", {"status": status},
+            content_type="application/merge-patch+json"))
+    except kubeclient.NotFound:
+        return
+
+
+def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """Queue an Event about the endpoint (Kopf posts it in the background)."""
+    if len(message) > _EVENT_MESSAGE_MAX:
+        message = message[: _EVENT_MESSAGE_MAX - 3] + "..."
+    kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=type_, reason=reason, message=message)

@@ -1,0 +1,188 @@
+"""One reconciliation of one GatewayEndpoint: validate -> render -> apply -> status.
+
+Called by `handlers.py` (on create, update, resume, and when a credential Secret the
+endpoint references changes). The decisions live in the pure modules (`validate`, `refs`,
+`render`, `status`); the I/O in `apply`. A spec that fails validation or policy gets
+`Ready=False` and raises `kopf.PermanentError`, leaving the last rendered ConfigMap as it
+was. Endpoints are reconciled one at a time each (a per-endpoint lock), so a Secret event
+and a spec change cannot interleave their writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import kopf
+
+from switchyard_operator import apply, kubeclient, refs, render, status, validate
+from switchyard_schema import GatewayEndpoint, normalize, parse_endpoint, targets_summary
+
+#: (namespace, secret name) -> key names, from the label-selected Secret watch.
+CredentialIndex = Mapping[tuple[str, str], Collection[frozenset[str]]]
+
+
+@dataclasses.dataclass
+class Runtime:
+    """What every reconciliation shares: the API client, the policy and per-endpoint locks."""
+
+    client: kubeclient.Client
+    policy: validate.Policy
+    locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(asyncio.Lock)
+    )
+
+
+def plain(value: Any) -> Any:
+    """A deep plain-dict/list copy of a Kopf body view (so pure code sees ordinary JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+async def _secret_states(
+    rt: Runtime, namespace: str, names: Collection[str], credentials: CredentialIndex
+) -> dict[str, refs.SecretState]:
+    out: dict[str, refs.SecretState] = {}
+    for name in sorted(names):
+        store = credentials.get((namespace, name))
+        if store:
+            out[name] = refs.SecretState(refs.Found.LABELLED, next(iter(store)))
+        else:
+            out[name] = await apply.secret_state(rt.client, namespace, name)
+    return out
+
+
+async def _refs_condition(
+    rt: Runtime, namespace: str, spec: Any, credentials: CredentialIndex
+) -> tuple[status.Condition, list[refs.Unresolved]]:
+    found_refs = refs.secret_refs(spec)
+    states = await _secret_states(rt, namespace, {r.name for r in found_refs}, credentials)
+    unresolved = refs.resolve(namespace, found_refs, states)
+    if not unresolved:
+        return status.Condition(
+            status.RESOLVED_REFS, status.TRUE, "AllRefsResolved",
+            "every referenced Secret and key exists and is labelled"
+            if found_refs else "no Secret referenced"), []
+    reason, message = refs.describe(unresolved)
+    return status.Condition(status.RESOLVED_REFS, status.FALSE, reason, message), unresolved
+
+
+async def _write_status(
+    rt: Runtime, body: dict[str, Any], conditions: list[status.Condition],
+    summary: status.Summary,
+) -> list[Mapping[str, Any]]:
+    """Patch status when it changed; return the conditions that transitioned."""
+    meta = body["metadata"]
+    previous = body.get("status") or {}
+    new = status.build(previous, conditions, summary, int(meta.get("generation") or 1),
+                       status.now_rfc3339())
+    if status.changed(previous, new):
+        await apply.patch_status(rt.client, meta["namespace"], meta["name"], new)
+    return status.transitions(previous.get("conditions") or [], new["conditions"])
+
+
+async def reconcile(rt: Runtime, body: Mapping[str, Any], credentials: CredentialIndex) -> None:
+    """Reconcile one endpoint (see the module docstring). Raises Kopf's retry errors."""
+    manifest = plain(body)
+    meta = manifest["metadata"]
+    async with rt.locks[(meta["namespace"], meta["name"])]:
+        await _reconcile(rt, manifest, credentials)
+
+
+async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialIndex) -> None:
+    namespace = body["metadata"]["namespace"]
+    refs_cond, _ = await _refs_condition(rt, namespace, body.get("spec"), credentials)
+    schema_problems, policy_problems = validate.check(body, rt.policy)
+    if schema_problems or policy_problems:
+        await _reject(rt, body, refs_cond, schema_problems or policy_problems,
+                      "InvalidSpec" if schema_problems else "PolicyViolation")
+        return
+    endpoint = parse_endpoint(body)
+    config = normalize(endpoint)
+    manifest = render.configmap(endpoint, config)
+    outcome = await apply.ensure_configmap(rt.client, manifest, endpoint, render.rfc3339_now())
+    accepted = status.Condition(status.ACCEPTED, status.TRUE, "Valid",
+                                "the spec passed validation and the platform's policy")
+    ready = _ready(endpoint, config.spec_hash, outcome, refs_cond)
+    summary = status.Summary(
+        config_map_name=manifest["metadata"]["name"] if outcome.written is not
+        apply.Written.CONFLICT else None,
+        spec_hash=config.spec_hash if outcome.written is not apply.Written.CONFLICT else None,
+        targets=targets_summary(config),
+        fallback_count=len(config.fallbacks),
+    )
+    moved = await _write_status(rt, body, [ready, accepted, refs_cond], summary)
+    _post_events(body, moved, outcome, manifest["metadata"]["name"], config.spec_hash)
+    if outcome.written is apply.Written.CONFLICT:
+        # Nothing watches the foreign ConfigMap; look again later.
+        raise kopf.TemporaryError(outcome.detail, delay=60)
+
+
+def _ready(
+    endpoint: GatewayEndpoint, spec_hash: str, outcome: apply.Outcome,
+    refs_cond: status.Condition,
+) -> status.Condition:
+    name = render.configmap_name(endpoint.name)
+    if outcome.written is apply.Written.CONFLICT:
+        return status.Condition(status.READY, status.FALSE, "ConfigMapConflict", outcome.detail)
+    if refs_cond.status != status.TRUE:
+        return status.Condition(
+            status.READY, status.FALSE, "UnresolvedRefs",
+            f"rendered to ConfigMap {name} ({spec_hash}), but targets that need an"
+            f" unresolved Secret will fail: {refs_cond.message}")
+    return status.Condition(status.READY, status.TRUE, "Rendered",
+                            f"rendered to ConfigMap {name} ({spec_hash})")
+
+
+async def _reject(
+    rt: Runtime, body: dict[str, Any], refs_cond: status.Condition,
+    problems: list[Any], reason: str,
+) -> None:
+    message = validate.describe(problems)
+    keep = "; the last rendered ConfigMap (if any) keeps serving"
+    conditions = [
+        status.Condition(status.READY, status.FALSE, reason, message + keep),
+        status.Condition(status.ACCEPTED, status.FALSE, reason, message),
+        refs_cond,
+    ]
+    moved = await _write_status(rt, body, conditions, status.Summary(None, None, None, None))
+    for cond in moved:
+        if cond["type"] == status.ACCEPTED:
+            apply.post_event(body, "Warning", "Rejected", message)
+        elif cond["type"] == status.RESOLVED_REFS and cond["status"] != status.TRUE:
+            apply.post_event(body, "Warning", str(cond["reason"]), str(cond["message"]))
+    raise kopf.PermanentError(f"rejected ({reason}): {message}")
+
+
+def _post_events(
+    body: dict[str, Any], moved: list[Mapping[str, Any]], outcome: apply.Outcome,
+    cm_name: str, spec_hash: str,
+) -> None:
+    if outcome.written in (apply.Written.CREATED, apply.Written.UPDATED):
+        apply.post_event(body, "Normal", "Rendered",
+                         f"ConfigMap {cm_name} {outcome.written.value} ({spec_hash})")
+    for cond in moved:
+        kind, ok = cond["type"], cond["status"] == status.TRUE
+        if kind == status.ACCEPTED and ok:
+            apply.post_event(body, "Normal", "Accepted", str(cond["message"]))
+        elif kind == status.RESOLVED_REFS and not ok:
+            apply.post_event(body, "Warning", str(cond["reason"]), str(cond["message"]))
+        elif kind == status.RESOLVED_REFS:
+            apply.post_event(body, "Normal", "RefsResolved", str(cond["message"]))
+        elif kind == status.READY and cond["reason"] == "ConfigMapConflict":
+            apply.post_event(body, "Warning", "ConfigMapConflict", str(cond["message"]))
+
+
+async def reconcile_named(
+    rt: Runtime, namespace: str, name: str, credentials: CredentialIndex
+) -> None:
+    """Fetch an endpoint and reconcile it (a vanished endpoint is ignored)."""
+    body = await apply.get_endpoint(rt.client, namespace, name)
+    if body is not None:
+        await reconcile(rt, body, credentials)
