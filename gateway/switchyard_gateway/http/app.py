@@ -1,0 +1,92 @@
+"""The gateway's app factory: routes, middleware, shared state and background work.
+
+`create_app` wires the config store, the credentials, the adapter lookup and the config
+sources into one `web.Application`. Resources live in `cleanup_ctx`: the one upstream
+ClientSession (and the router built on it) and the sources' watch tasks, cancelled and
+closed on shutdown. `serve.py` runs the app with handler cancellation on, so a client
+that disconnects cancels its upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+
+from switchyard_gateway.config.sources import Source
+from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.http import mlflow_routes, openai_routes
+from switchyard_gateway.http.errors import error_middleware
+from switchyard_gateway.http.state import STATE, GatewayState
+from switchyard_gateway.metrics import GatewayMetrics
+from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner, make_session
+from switchyard_gateway.routing.cooldown import Cooldowns
+from switchyard_gateway.routing.router import Router
+from switchyard_gateway.secrets import Credentials
+from switchyard_gateway.settings import GatewaySettings
+
+Clock = Callable[[], float]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: 200 after the first full config sync, 503 before it or while draining."""
+    state = request.app[STATE]
+    if state.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    if not state.store.synced:
+        return web.json_response({"status": "syncing"}, status=503)
+    return web.json_response({"status": "ready", "endpoints": len(state.store.snapshot())})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """GET /metrics in the Prometheus text format."""
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body, headers={"content-type": "text/plain; version=0.0.4"})
+
+
+def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Credentials,
+               adapters: AdapterLookup, sources: Sequence[Source] = (),
+               cooldown_clock: Clock | None = None) -> web.Application:
+    """Build the gateway app (not yet running)."""
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=settings.max_body_bytes)
+    metrics = GatewayMetrics()
+    store.subscribe(metrics.config_changed)
+    state = GatewayState(settings=settings, store=store, metrics=metrics)
+    app[STATE] = state
+    rng = random.Random(settings.seed)
+    cooldowns = Cooldowns(cooldown_clock) if cooldown_clock else Cooldowns()
+
+    async def upstream(app: web.Application) -> AsyncIterator[None]:
+        session = make_session()
+        state.router = Router(AttemptRunner(session, adapters, credentials), cooldowns, rng)
+        yield
+        state.router = None
+        await session.close()
+
+    async def watching(app: web.Application) -> AsyncIterator[None]:
+        for source in sources:
+            await source.sync()
+        store.mark_synced()
+        tasks = [asyncio.create_task(s.watch(), name=f"source-{i}")
+                 for i, s in enumerate(sources)]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.append(upstream)
+    app.cleanup_ctx.append(watching)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    openai_routes.add_routes(app)
+    mlflow_routes.add_routes(app)
+    return app

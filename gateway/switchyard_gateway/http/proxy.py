@@ -1,0 +1,91 @@
+"""The shared path of every routed request: resolve, admit, route, respond.
+
+The OpenAI and MLflow routes parse their URL and body shapes, then call `serve` with the
+task they expect. This module resolves the endpoint (404 if unknown), applies load
+shedding (gateway-wide and per endpoint, 503 + Retry-After), derives the sticky key, and
+hands the request to the router; it writes the JSON answer or relays the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from aiohttp import web
+
+from switchyard_gateway import errors
+from switchyard_gateway.config.compiled import CompiledEndpoint
+from switchyard_gateway.http import sse
+from switchyard_gateway.http.parsing import ParsedBody, check_body, read_json
+from switchyard_gateway.http.state import STATE, TRACE, GatewayState
+from switchyard_gateway.routing.attempts import Call
+from switchyard_schema import Task
+
+
+def resolve(state: GatewayState, model: str) -> CompiledEndpoint:
+    """The endpoint `model` names. Raises UnknownEndpoint."""
+    endpoint = state.store.resolve(model)
+    if endpoint is None:
+        raise errors.UnknownEndpoint(
+            f"no endpoint named {model!r} (use 'name' for the "
+            f"'{state.store.default_namespace}' namespace or 'namespace/name')")
+    return endpoint
+
+
+@contextlib.contextmanager
+def admitted(state: GatewayState, endpoint: CompiledEndpoint) -> Iterator[None]:
+    """Count the request in flight, or refuse it with Overloaded."""
+    limit = state.settings.max_in_flight
+    if limit and state.in_flight >= limit:
+        state.metrics.shed.labels("gateway").inc()
+        raise errors.Overloaded("the gateway is at its in-flight request limit")
+    per_endpoint = endpoint.policy.max_in_flight
+    if per_endpoint and state.in_flight_by_endpoint[endpoint.key] >= per_endpoint:
+        state.metrics.shed.labels("endpoint").inc()
+        raise errors.Overloaded(f"endpoint {endpoint.key} is at its in-flight request limit")
+    state.in_flight += 1
+    state.in_flight_by_endpoint[endpoint.key] += 1
+    state.metrics.in_flight.inc()
+    try:
+        yield
+    finally:
+        state.in_flight -= 1
+        state.in_flight_by_endpoint[endpoint.key] -= 1
+        if not state.in_flight_by_endpoint[endpoint.key]:
+            del state.in_flight_by_endpoint[endpoint.key]
+        state.metrics.in_flight.dec()
+
+
+def sticky_key(request: web.Request, endpoint: CompiledEndpoint, parsed: ParsedBody) -> str | None:
+    """The caller key for sticky routing: the policy's header, else the `user` field."""
+    policy = endpoint.policy
+    if not policy.sticky_enabled:
+        return None
+    header = request.headers.get(policy.sticky_header)
+    if header:
+        return header
+    return parsed.user if policy.sticky_use_user_field else None
+
+
+async def serve(request: web.Request, task: Task, model: str | None = None) -> web.StreamResponse:
+    """Handle one routed request for `task`; `model` given by the URL on MLflow paths."""
+    state = request.app[STATE]
+    trace = request[TRACE]
+    data = await read_json(request, state.settings.max_body_bytes)
+    parsed = check_body(data, task, model)
+    endpoint = resolve(state, parsed.model)
+    trace.endpoint = endpoint.key
+    if endpoint.task is not task:
+        raise errors.InvalidRequest(
+            f"endpoint {endpoint.key} serves the {endpoint.task.value} task, not {task.value}")
+    router = state.router
+    if router is None:
+        raise errors.Overloaded("the gateway is starting")
+    with admitted(state, endpoint):
+        call = Call(endpoint, parsed.body, trace.request_id)
+        key = sticky_key(request, endpoint, parsed)
+        if parsed.stream:
+            committed = await router.open_stream(call, trace, key)
+            return await sse.relay(request, committed, trace, state.metrics)
+        result = await router.complete(call, trace, key)
+        return web.Response(body=result.body, content_type="application/json")

@@ -1,0 +1,53 @@
+"""Writing a committed stream to the caller as Server-Sent Events.
+
+Frames are written as they arrive (no buffering of the whole response). If the upstream
+breaks after the commit, the caller gets one `data: {"error": {...}}` event and the stream
+ends without `data: [DONE]`, so clients can tell a cut answer from a complete one. A
+client disconnect cancels the handler (handler cancellation is on), which closes the
+upstream response in `finally`.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from switchyard_gateway import errors
+from switchyard_gateway.http.errors import routing_headers
+from switchyard_gateway.metrics import GatewayMetrics
+from switchyard_gateway.routing.router import CommittedStream, RequestTrace
+
+SSE_HEADERS = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",  # tell nginx-style proxies not to buffer the stream
+}
+
+
+def error_frame(exc: errors.GatewayError) -> bytes:
+    """An in-stream OpenAI-style error event."""
+    body = {"error": {"message": exc.message, "type": exc.type, "code": exc.code}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def relay(request: web.Request, stream: CommittedStream, trace: RequestTrace,
+                metrics: GatewayMetrics) -> web.StreamResponse:
+    """Send the stream to the caller; always closes the upstream."""
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **routing_headers(trace)})
+    gauge = metrics.active_streams.labels(trace.endpoint)
+    gauge.inc()
+    try:
+        await response.prepare(request)
+        try:
+            async for event in stream.events():
+                await response.write(event.frame)
+        except errors.StreamBroken as exc:
+            await response.write(error_frame(exc))
+        await response.write_eof()
+    except ConnectionResetError:  # the caller went away mid-write; nothing left to tell it
+        pass
+    finally:
+        stream.close()
+        gauge.dec()
+        trace.usage = stream.upstream.usage
+    return response

@@ -1,0 +1,34 @@
+"""The app's shared state, under typed `AppKey`s, and the per-request trace key.
+
+Everything a handler needs lives on the app (no module globals): the config store, the
+router, metrics, settings and the load-shedding counters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from aiohttp import web
+
+from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.metrics import GatewayMetrics
+from switchyard_gateway.routing.router import RequestTrace, Router
+from switchyard_gateway.settings import GatewaySettings
+
+
+@dataclasses.dataclass(slots=True)
+class GatewayState:
+    """Shared by every request of one app. Mutated only on the event loop."""
+
+    settings: GatewaySettings
+    store: ConfigStore
+    metrics: GatewayMetrics
+    router: Router | None = None  # set in cleanup_ctx, once the session exists
+    draining: bool = False
+    in_flight: int = 0
+    in_flight_by_endpoint: Counter[str] = dataclasses.field(default_factory=Counter)
+
+
+STATE = web.AppKey("switchyard_state", GatewayState)
+TRACE = web.RequestKey("switchyard_trace", RequestTrace)

@@ -1,0 +1,98 @@
+"""Per-target circuit breaker: a target that keeps failing is skipped for a while.
+
+State is keyed by (endpoint key, target identity), so it survives config swaps that keep
+the target, and an A/B arm that is also a fallback shares one state. States:
+
+- closed: requests flow; consecutive failures are counted and a success resets the count.
+- open: after `failure_threshold` consecutive failures the target is skipped until
+  `open_until`: `seconds * 2**(trips-1)` for consecutive trips (a failed probe is a trip),
+  or the provider's Retry-After when longer, capped at `max_seconds`. A failure that
+  carries Retry-After opens the breaker at once, below the threshold, for just that long
+  (capped at `max_seconds`): the provider said when to come back.
+- half-open: after `open_until`, exactly one request (the probe) is let through; others
+  keep skipping. The probe's success closes the breaker; its failure opens it again with
+  the next, longer cooldown.
+
+A skipped target is not an attempt (nothing was sent). The clock is injected so tests
+drive the state machine without sleeping. Single event loop: no locks needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from switchyard_gateway.config.compiled import CompiledPolicy
+
+BreakerKey = tuple[str, tuple[str, str, str, str]]
+
+
+@dataclasses.dataclass(slots=True)
+class _State:
+    failures: int = 0
+    trips: int = 0
+    open_until: float = 0.0
+    probing: bool = False
+
+
+class Cooldowns:
+    """The breakers of every target the gateway has seen fail."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._states: dict[BreakerKey, _State] = {}
+
+    def allow(self, key: BreakerKey, policy: CompiledPolicy) -> bool:
+        """May a request go to this target now? Claims the probe slot when half-open."""
+        if not policy.cooldown_enabled:
+            return True
+        state = self._states.get(key)
+        if state is None or state.open_until == 0.0:
+            return True
+        if self._clock() < state.open_until or state.probing:
+            return False
+        state.probing = True
+        return True
+
+    def remaining(self, key: BreakerKey) -> float:
+        """Seconds until the target may be probed again (0 when not open)."""
+        state = self._states.get(key)
+        if state is None:
+            return 0.0
+        return max(0.0, state.open_until - self._clock())
+
+    def success(self, key: BreakerKey) -> None:
+        """The target answered: close its breaker and forget it."""
+        self._states.pop(key, None)
+
+    def release(self, key: BreakerKey) -> None:
+        """The probe ended without a verdict on the target (cancelled, caller fault)."""
+        state = self._states.get(key)
+        if state is not None:
+            state.probing = False
+
+    def failure(self, key: BreakerKey, policy: CompiledPolicy,
+                retry_after: float | None = None) -> bool:
+        """Count a failure; returns True when the breaker (re)opened."""
+        if not policy.cooldown_enabled:
+            return False
+        state = self._states.setdefault(key, _State())
+        state.failures += 1
+        was_probe, state.probing = state.probing, False
+        tripped = was_probe or state.failures >= policy.cooldown_failure_threshold
+        if not (tripped or retry_after):
+            return False
+        seconds = retry_after or 0.0
+        if tripped:
+            state.trips += 1
+            seconds = max(seconds, policy.cooldown_seconds * 2 ** min(state.trips - 1, 16))
+            state.failures = 0
+        state.open_until = self._clock() + min(seconds, policy.cooldown_max_seconds)
+        return True
+
+    def is_open(self, key: BreakerKey) -> bool:
+        """True while the target is skipped (open, or half-open with a probe out)."""
+        state = self._states.get(key)
+        return state is not None and state.open_until > 0.0 and (
+            self._clock() < state.open_until or state.probing)

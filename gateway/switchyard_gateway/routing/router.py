@@ -1,0 +1,263 @@
+"""The router: choose a traffic-split target, then walk the fallbacks in order.
+
+Called by the HTTP layer with a resolved `CompiledEndpoint` and the parsed body. The order
+of candidates is: the split target (weighted, or sticky by caller key), then every
+fallback in its listed order, skipping any whose identity was already tried in this
+request. A candidate in cooldown is skipped without an attempt. Each attempt that fails
+with a kind the policy names moves on to the next candidate; a caller fault is returned at
+once; any other failure ends the walk. `policy.requestTimeoutSeconds` bounds the whole
+walk. The outcome of every attempt is written to the request's `RequestTrace`, which the
+HTTP layer turns into headers, metrics and the access log.
+
+Streaming: an attempt is committed when its first content event is ready; until then a
+failure (even an error event after a 200) falls back like any other. After the commit the
+HTTP layer owns the stream (`CommittedStream`) and a failure can only end it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from switchyard_gateway import errors
+from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
+from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
+from switchyard_gateway.routing import choice, policy
+from switchyard_gateway.routing.attempts import AttemptRunner, Call, UpstreamStream
+from switchyard_gateway.routing.cooldown import BreakerKey, Cooldowns
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(slots=True)
+class RequestTrace:
+    """What happened to one request: filled by the router, read by the HTTP layer."""
+
+    request_id: str
+    endpoint: str = ""
+    target: str = ""
+    attempts: list[errors.AttemptRecord] = dataclasses.field(default_factory=list)
+    usage: Usage | None = None
+    upstream_seconds: float | None = None
+    first_token_seconds: float | None = None
+    stream: bool = False
+
+    @property
+    def sent(self) -> int:
+        """How many requests actually went upstream."""
+        return sum(1 for a in self.attempts if a.sent)
+
+
+@dataclasses.dataclass(slots=True)
+class CommittedStream:
+    """A stream whose first content event is ready: the target is final."""
+
+    target: CompiledTarget
+    head: list[StreamEvent]
+    upstream: UpstreamStream
+    deadline: float
+    on_break: Callable[[errors.UpstreamError], None]
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The head events, then the rest as they arrive.
+
+        Raises `StreamBroken` if the upstream fails after the commit.
+        """
+        for event in self.head:
+            yield event
+        while True:
+            try:
+                upcoming = await self.upstream.next_event(self.deadline)
+            except errors.UpstreamError as exc:
+                self.on_break(exc)
+                raise errors.StreamBroken(exc.message, target=self.target.name,
+                                          upstream_status=exc.upstream_status) from exc
+            if upcoming is None:
+                return
+            yield upcoming
+
+    def close(self) -> None:
+        """Release or abort the upstream connection."""
+        self.upstream.close()
+
+
+@dataclasses.dataclass(slots=True)
+class _Walk:
+    """State of one walk through the candidates."""
+
+    call: Call
+    trace: RequestTrace
+    deadline: float
+    last_error: errors.UpstreamError | None = None
+    retry_afters: list[float] = dataclasses.field(default_factory=list)
+
+
+class Router:
+    """Routes requests; shared by all requests of one app."""
+
+    def __init__(self, runner: AttemptRunner, cooldowns: Cooldowns,
+                 rng: random.Random | None = None) -> None:
+        self._runner = runner
+        self._cooldowns = cooldowns
+        self._rng = rng or random.Random()
+
+    def choose(self, endpoint: CompiledEndpoint, sticky_key: str | None) -> CompiledTarget:
+        """The split target for this request."""
+        if len(endpoint.split) == 1:
+            return endpoint.split[0]
+        if sticky_key is not None and endpoint.policy.sticky_enabled:
+            return endpoint.split[choice.sticky_index(sticky_key, endpoint.split)]
+        return endpoint.split[choice.weighted_index(endpoint.cumulative_weights, self._rng)]
+
+    async def complete(self, call: Call, trace: RequestTrace,
+                       sticky_key: str | None = None) -> ParsedResponse:
+        """Route a non-streaming request. Raises CallerFault or AllAttemptsFailed."""
+        async def attempt(target: CompiledTarget, deadline: float) -> ParsedResponse:
+            started = time.perf_counter()
+            result = await self._runner.complete(call, target, deadline)
+            trace.upstream_seconds = time.perf_counter() - started
+            trace.usage = result.usage
+            return result
+        return await self._walk(call, trace, sticky_key, attempt)
+
+    async def open_stream(self, call: Call, trace: RequestTrace,
+                          sticky_key: str | None = None) -> CommittedStream:
+        """Route a streaming request up to its first content event."""
+        trace.stream = True
+        walk_deadline = asyncio.get_running_loop().time() + call.endpoint.policy.request_timeout
+
+        async def attempt(target: CompiledTarget, deadline: float) -> CommittedStream:
+            started = time.perf_counter()
+            upstream = await self._runner.open_stream(call, target, deadline)
+            try:
+                head = await _read_head(upstream, deadline)
+            except BaseException:
+                upstream.close()
+                raise
+            trace.first_token_seconds = time.perf_counter() - started
+            key = (call.endpoint.key, target.identity)
+            return CommittedStream(target, head, upstream, walk_deadline,
+                                   lambda exc: self._broken(call, key, exc))
+        return await self._walk(call, trace, sticky_key, attempt)
+
+    def _broken(self, call: Call, key: BreakerKey, exc: errors.UpstreamError) -> None:
+        if policy.trips_breaker(exc):
+            self._cooldowns.failure(key, call.endpoint.policy, exc.retry_after)
+
+    def candidates(self, endpoint: CompiledEndpoint,
+                   sticky_key: str | None) -> list[CompiledTarget]:
+        """The split target then the fallbacks, duplicates (by identity) removed."""
+        seen: set[tuple[str, str, str, str]] = set()
+        out = []
+        for target in (self.choose(endpoint, sticky_key), *endpoint.fallbacks):
+            if target.identity not in seen:
+                seen.add(target.identity)
+                out.append(target)
+        return out
+
+    async def _walk(self, call: Call, trace: RequestTrace, sticky_key: str | None,
+                    attempt: Callable[[CompiledTarget, float], Awaitable[T]]) -> T:
+        endpoint = call.endpoint
+        trace.endpoint = endpoint.key
+        loop = asyncio.get_running_loop()
+        walk = _Walk(call, trace, loop.time() + endpoint.policy.request_timeout)
+        for target in self.candidates(endpoint, sticky_key):
+            now = loop.time()
+            if now >= walk.deadline:
+                walk.last_error = errors.UpstreamTimeout("request deadline reached")
+                break
+            key = (endpoint.key, target.identity)
+            if not self._cooldowns.allow(key, endpoint.policy):
+                trace.attempts.append(errors.AttemptRecord(
+                    target.name, "cooldown", None, 0.0, sent=False, message="target in cooldown"))
+                continue
+            trace.target = target.name
+            attempt_deadline = min(walk.deadline, now + endpoint.policy.attempt_timeout)
+            started = time.perf_counter()
+            try:
+                result = await attempt(target, attempt_deadline)
+            except errors.UpstreamError as exc:
+                if not self._failed(walk, target, key, exc, time.perf_counter() - started):
+                    break
+                continue
+            except BaseException:
+                self._cooldowns.release(key)
+                raise
+            self._cooldowns.success(key)
+            trace.attempts.append(errors.AttemptRecord(
+                target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
+            return result
+        raise _final_failure(walk, self._cooldowns)
+
+    def _failed(self, walk: _Walk, target: CompiledTarget, key: BreakerKey,
+                exc: errors.UpstreamError, seconds: float) -> bool:
+        """Record a failed attempt; True when the walk goes on to the next candidate."""
+        sent = not isinstance(exc, errors.MissingCredential)
+        outcome = _outcome(exc)
+        walk.trace.attempts.append(errors.AttemptRecord(
+            target.name, outcome, exc.upstream_status, _ms(seconds), sent=sent,
+            message=errors.cut(exc.message, 200)))
+        if isinstance(exc, errors.CallerFault):
+            self._cooldowns.release(key)
+            raise exc
+        if policy.trips_breaker(exc):
+            self._cooldowns.failure(key, walk.call.endpoint.policy, exc.retry_after)
+        else:
+            self._cooldowns.release(key)
+        walk.last_error = exc
+        if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
+            walk.retry_afters.append(exc.retry_after)
+        return policy.falls_back(walk.call.endpoint.policy, exc)
+
+
+async def _read_head(upstream: UpstreamStream, deadline: float) -> list[StreamEvent]:
+    """Events up to and including the first content event (or all, if none has content)."""
+    head: list[StreamEvent] = []
+    while True:
+        event = await upstream.next_event(deadline)
+        if event is None:
+            return head
+        head.append(event)
+        if event.is_content:
+            return head
+
+
+def _outcome(exc: errors.UpstreamError) -> str:
+    if isinstance(exc, errors.MissingCredential):
+        return "missingCredential"
+    if isinstance(exc, errors.CallerFault):
+        return "callerFault"
+    return exc.kind.value if exc.kind is not None else "error"
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
+
+
+def _final_failure(walk: _Walk, cooldowns: Cooldowns) -> errors.AllAttemptsFailed:
+    """429 when every sent attempt was rate limited; 504 after a timeout; else 502.
+
+    When nothing could be sent because every candidate was cooling down, 503 with the
+    time until the first cooldown ends as Retry-After.
+    """
+    attempts = walk.trace.attempts
+    sent = [a for a in attempts if a.sent]
+    summary = "; ".join(f"{a.target}: {a.status or a.outcome}" for a in attempts) or "no targets"
+    message = f"all targets of endpoint {walk.call.endpoint.key} failed ({summary})"
+    if sent and all(a.outcome == "rateLimit" for a in sent):
+        retry = min(walk.retry_afters) if walk.retry_afters else None
+        return errors.AllAttemptsFailed(message, attempts, 429, retry)
+    if not sent and attempts and all(a.outcome == "cooldown" for a in attempts):
+        endpoint = walk.call.endpoint
+        waits = [cooldowns.remaining((endpoint.key, t.identity))
+                 for t in (*endpoint.split, *endpoint.fallbacks)]
+        retry_after = max(1.0, math.ceil(min((w for w in waits if w > 0), default=1.0)))
+        return errors.AllAttemptsFailed(message, attempts, 503, retry_after)
+    if isinstance(walk.last_error, errors.UpstreamTimeout):
+        return errors.AllAttemptsFailed(message, attempts, 504)
+    return errors.AllAttemptsFailed(message, attempts, 502)

@@ -1,0 +1,96 @@
+"""Resolve a target's `apiKey` reference to an `ApiKey`, by reference, in one place.
+
+Two kinds of reference (DESIGN.md): `envVar` (the gateway's own environment, read once at
+start-up; in cluster mode only names on the `--allow-env-keys` list) and `secretKeyRef` (a
+key of a Secret in the endpoint's namespace). Sources fill the Secret table: the standalone
+file source from v1 Secret manifests beside the endpoints, the in-cluster source from
+labelled Secrets later. Each fill rebuilds the table and swaps it as one reference, so a
+rotation applies to the next request without a restart.
+
+A reference that does not resolve raises `MissingCredential` at once: no request is sent
+and it is not counted as an attempt. Key values never reach a log line or an error text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.errors import MissingCredential
+from switchyard_schema import ApiKeyRef
+
+#: (namespace, secret name, key) -> value
+SecretTable = Mapping[tuple[str, str, str], ApiKey]
+
+
+class Credentials:
+    """The key table the attempt runner reads. Cheap lookups; no lookup chains."""
+
+    def __init__(self, environ: Mapping[str, str], allow_env: Iterable[str] | None = None) -> None:
+        """Snapshot the allowed env vars now; `allow_env=None` allows every name."""
+        allowed = None if allow_env is None else frozenset(allow_env)
+        self._env: Mapping[str, ApiKey] = MappingProxyType({
+            name: ApiKey(value)
+            for name, value in environ.items()
+            if value and (allowed is None or name in allowed)
+        })
+        self._env_allowed = allowed
+        self._secrets: SecretTable = MappingProxyType({})
+
+    def replace_secrets(self, table: SecretTable) -> None:
+        """Install a new Secret table (every Secret a source knows), as one swap."""
+        self._secrets = MappingProxyType(dict(table))
+
+    def resolve(self, namespace: str, ref: ApiKeyRef | None, target: str = "") -> ApiKey | None:
+        """The key for `ref` in `namespace`; None when the target needs no key.
+
+        Raises `MissingCredential` naming the reference (never a value).
+        """
+        if ref is None:
+            return None
+        if ref.env_var is not None:
+            key = self._env.get(ref.env_var)
+            if key is None:
+                why = ("is not on the gateway's --allow-env-keys list"
+                       if self._env_allowed is not None and ref.env_var not in self._env_allowed
+                       else "is not set")
+                raise MissingCredential(f"env var {ref.env_var} {why}", target=target)
+            return key
+        if ref.secret_key_ref is not None:
+            s = ref.secret_key_ref
+            key = self._secrets.get((namespace, s.name, s.key))
+            if key is None:
+                raise MissingCredential(
+                    f"key {s.key!r} of Secret {namespace}/{s.name} not found", target=target)
+            return key
+        raise MissingCredential("apiKey names neither envVar nor secretKeyRef", target=target)
+
+
+def secret_entries(manifest: Mapping[str, object], default_namespace: str) -> SecretTable:
+    """The (namespace, name, key) -> ApiKey entries of one v1 Secret manifest.
+
+    `stringData` wins over `data` for the same key, as in the API server. Undecodable
+    base64 values are skipped (the reference then reports the key as missing).
+    """
+    metadata = manifest.get("metadata")
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
+        return {}
+    name = str(metadata["name"])
+    namespace = str(metadata.get("namespace") or default_namespace)
+    out: dict[tuple[str, str, str], ApiKey] = {}
+    data = manifest.get("data")
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            try:
+                decoded = base64.b64decode(str(value), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            out[(namespace, name, str(key))] = ApiKey(decoded.strip("\n"))
+    string_data = manifest.get("stringData")
+    if isinstance(string_data, Mapping):
+        for key, value in string_data.items():
+            out[(namespace, name, str(key))] = ApiKey(str(value))
+    return out

@@ -1,0 +1,83 @@
+"""Run the gateway process: build the app, listen, drain and stop on SIGTERM.
+
+Called by `switchyard gateway`. Shutdown order (Kubernetes-friendly): on SIGTERM/SIGINT
+`/readyz` fails at once while requests are still served for `drain_seconds` (so the
+Service stops sending new traffic), then the listener closes and in-flight requests and
+streams get up to `shutdown_timeout` to finish before they are cancelled. uvloop is used
+when installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from switchyard_gateway.config.sources import FileSource
+from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.http.app import create_app
+from switchyard_gateway.http.state import STATE
+from switchyard_gateway.providers import registry
+from switchyard_gateway.secrets import Credentials
+from switchyard_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: GatewaySettings) -> web.Application:
+    """The standalone app: a file source over `settings.config_path`."""
+    if settings.config_path is None:
+        raise ValueError("standalone mode needs a config path")
+    store = ConfigStore(settings.default_namespace)
+    credentials = Credentials(os.environ, settings.allow_env_keys)
+    source = FileSource(settings.config_path, store, credentials, settings.poll_interval)
+    return create_app(settings, store, credentials, registry.adapter_for, [source])
+
+
+async def serve(settings: GatewaySettings,
+                on_listening: Callable[[int], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then drain and stop gracefully."""
+    app = build_app(settings)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port,
+                       shutdown_timeout=settings.shutdown_timeout)
+    await site.start()
+    port = _bound_port(runner, settings.port)
+    log.info("gateway listening on %s:%d", settings.host, port)
+    if on_listening is not None:
+        on_listening(port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        app[STATE].draining = True
+        log.info("draining for %.1fs before closing the listener", settings.drain_seconds)
+        await asyncio.sleep(settings.drain_seconds)
+    finally:
+        await runner.cleanup()
+        log.info("gateway stopped")
+
+
+def _bound_port(runner: web.AppRunner, default: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return default
+
+
+def run(settings: GatewaySettings) -> None:
+    """Blocking entry point, on uvloop when available."""
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on Windows)
+        asyncio.run(serve(settings))
+        return
+    uvloop.run(serve(settings))

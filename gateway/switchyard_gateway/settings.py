@@ -1,0 +1,28 @@
+"""Process-wide gateway settings, from the command line (`switchyard gateway`) or tests.
+
+A frozen config object instead of a long constructor: the app factory, the runner and the
+sources read what they need from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """What `switchyard gateway` flags set. Defaults are the documented ones."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    default_namespace: str = "default"
+    #: None allows every env var name (standalone default); a tuple is an allow-list.
+    allow_env_keys: tuple[str, ...] | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_in_flight: int = 0  # 0: unlimited
+    drain_seconds: float = 5.0
+    shutdown_timeout: float = 30.0
+    config_path: str | None = None
+    poll_interval: float = 1.0
+    #: Seed for the split's RNG (tests and benchmarks only); None: seeded by the OS.
+    seed: int | None = None

@@ -1,0 +1,75 @@
+"""`switchyard gateway`: run the gateway (standalone with --config; in-cluster later).
+
+Every flag also reads `SWITCHYARD_<FLAG_NAME>` from the environment (for example
+`SWITCHYARD_MAX_IN_FLIGHT=200`); a flag on the command line wins. Exit codes: 0 after a
+clean shutdown, 2 for a usage error (bad flag value, missing config path, a mode that is
+not available yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from switchyard_gateway import serve
+from switchyard_gateway.settings import GatewaySettings
+
+
+def _env(name: str, default: Any) -> Any:
+    return os.environ.get("SWITCHYARD_" + name.upper().replace("-", "_"), default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command's flags (defaults from SWITCHYARD_* env vars)."""
+    def flag(name: str, default: Any, help_text: str, type_: Any = str) -> None:
+        parser.add_argument(f"--{name}", default=_env(name, default), type=type_, help=help_text)
+
+    flag("config", None, "GatewayEndpoint manifests (file or folder): standalone mode")
+    flag("host", "0.0.0.0", "address to listen on (default 0.0.0.0)")
+    flag("port", 8080, "port to listen on (default 8080)", int)
+    flag("default-namespace", "default", "namespace of bare endpoint names (default 'default')")
+    flag("namespaces", "", "cluster mode: comma-separated namespaces to watch (default all)")
+    flag("kubeconfig", None, "cluster mode: kubeconfig instead of in-cluster credentials")
+    flag("allow-env-keys", None, "comma-separated env var names that apiKey.envVar may name "
+         "(standalone default: all; cluster default: none)")
+    flag("max-body-bytes", 10 * 1024 * 1024, "request body limit (default 10 MiB)", int)
+    flag("max-in-flight", 0, "gateway-wide in-flight request limit, 0 = unlimited", int)
+    flag("drain-seconds", 5.0, "after SIGTERM, fail /readyz this long before closing", float)
+    flag("shutdown-timeout", 30.0, "then wait this long for in-flight requests", float)
+    flag("workers", 1, "worker processes (only 1 is supported so far)", int)
+    flag("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
+
+
+def settings_from(args: argparse.Namespace) -> GatewaySettings:
+    """Turn parsed flags into settings."""
+    allow = None
+    if args.allow_env_keys is not None:
+        allow = tuple(n.strip() for n in str(args.allow_env_keys).split(",") if n.strip())
+    return GatewaySettings(
+        host=args.host, port=int(args.port), default_namespace=args.default_namespace,
+        allow_env_keys=allow, max_body_bytes=int(args.max_body_bytes),
+        max_in_flight=int(args.max_in_flight), drain_seconds=float(args.drain_seconds),
+        shutdown_timeout=float(args.shutdown_timeout), config_path=args.config,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the gateway; returns when it has stopped."""
+    logging.basicConfig(level=str(args.log_level).upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.config is None:
+        print("switchyard gateway: cluster mode (watching ConfigMaps) is not available yet; "
+              "run with --config PATH for standalone mode", file=sys.stderr)
+        return 2
+    if not os.path.exists(args.config):
+        print(f"switchyard gateway: --config {args.config}: no such file or folder",
+              file=sys.stderr)
+        return 2
+    if int(args.workers) != 1:
+        print("switchyard gateway: --workers > 1 is not supported yet", file=sys.stderr)
+        return 2
+    serve.run(settings_from(args))
+    return 0
