@@ -10,10 +10,10 @@ Sticky: weighted rendezvous (highest-random-weight) hashing. Every target scores
 and the highest score wins. Why this scheme:
 - stable: the same key lands on the same target for as long as the targets and weights
   are unchanged, on every gateway replica, with no shared state;
-- minimal reshuffling: a key moves only if the change concerns the target it was on or the
-  target that now beats it (raising B's weight moves keys only from others onto B; never
-  between two untouched arms), unlike `hash % n` or weight-range bucketing that move keys
-  between untouched arms;
+- minimal reshuffling: each key's score on a target depends only on that target, so when
+  weights change a key moves only off an arm whose weight fell or onto an arm whose weight
+  rose (never between two untouched arms), and about as many keys move as the share that
+  changed hands; `hash % n` or weight-range bucketing would reshuffle far more;
 - weighted: the winner is target i with probability weight_i / sum(weights) (the scores
   are exponential races), so sticky traffic still follows the split.
 Targets are hashed by name, not position, so reordering the list moves nobody.
