@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Lease used for leader election (default switchyard-operator)")
     parser.add_argument("--lease-namespace", default=_env("lease-namespace") or None,
                         help="namespace of the Lease (default: the pod's or kubeconfig's)")
+    parser.add_argument("--lease-duration", type=int,
+                        default=int(_env("lease-duration", "15")),
+                        help="seconds a leader holds the Lease without renewing (default 15)")
     parser.add_argument("--identity", default=_env("identity") or None,
                         help="leader election identity (default: hostname-pid)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -109,7 +112,8 @@ async def _serve(args: argparse.Namespace) -> int:
         if not args.standalone:
             elector = lease.Elector(
                 client, args.lease_namespace or conn.default_namespace, args.lease_name,
-                args.identity or f"{socket.gethostname()}-{os.getpid()}")
+                args.identity or f"{socket.gethostname()}-{os.getpid()}",
+                duration=args.lease_duration)
             async with _standby_liveness(args.liveness_port):
                 await elector.acquire()
         keeper = asyncio.create_task(elector.keep(stop)) if elector else None

@@ -38,6 +38,9 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.label_selectors["v1", "secrets"] = f"{refs.CREDENTIAL_LABEL}=true"
     # Our own Events (kopf.event) are always posted; Kopf's log lines only from warnings up.
     settings.posting.level = logging.WARNING
+    # No CRD or namespace watching (and so no RBAC for them): the CRD is installed before
+    # the operator starts (the chart does so), and the namespaces are given exactly.
+    settings.scanning.disabled = True
     settings.execution.max_workers = 4
 
 
