@@ -54,6 +54,15 @@ def usage_of(value: object) -> Usage | None:
     )
 
 
+def openai_usage(usage: Usage) -> dict[str, int]:
+    """`Usage` as OpenAI's usage object (for translated responses)."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
+
+
 def error_fields(data: object) -> tuple[str, str | None, str]:
     """(type, code, message) from an OpenAI-style error body.
 
@@ -127,16 +136,7 @@ class OpenAIStreamTranslator:
                 self._done = True
                 out.append(StreamEvent(sse.DONE_FRAME))
                 continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise upstream_errors.unparseable(
-                    self._target, "a malformed stream event"
-                ) from None
-            if not isinstance(chunk, dict):
-                raise upstream_errors.unparseable(
-                    self._target, "a stream event that is not an object"
-                )
+            chunk = upstream_errors.stream_json(self._target, data)
             if "error" in chunk and "choices" not in chunk:
                 raise self._in_band_error(chunk)
             if chunk.get("usage"):

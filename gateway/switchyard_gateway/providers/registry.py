@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from switchyard_gateway.providers.anthropic import AnthropicAdapter
 from switchyard_gateway.providers.azure_openai import AzureOpenAIAdapter
 from switchyard_gateway.providers.base import Adapter
+from switchyard_gateway.providers.gemini import GeminiAdapter
 from switchyard_gateway.providers.mistral import MistralAdapter
 from switchyard_gateway.providers.openai import OpenAIAdapter
 from switchyard_gateway.providers.openai_compatible import OpenAICompatibleAdapter
@@ -21,6 +23,8 @@ ADAPTERS: Mapping[Provider, Adapter] = MappingProxyType(
     {
         Provider.OPENAI: OpenAIAdapter(),
         Provider.AZURE_OPENAI: AzureOpenAIAdapter(),
+        Provider.ANTHROPIC: AnthropicAdapter(),
+        Provider.GEMINI: GeminiAdapter(),
         Provider.MISTRAL: MistralAdapter(),
         Provider.OPENAI_COMPATIBLE: OpenAICompatibleAdapter(),
     }

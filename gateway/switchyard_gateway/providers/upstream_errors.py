@@ -163,3 +163,25 @@ def upstream_error(
 def unparseable(target: CompiledTarget, what: str) -> UpstreamServerError:
     """A 2xx body (or stream event) that cannot be understood: a server error."""
     return UpstreamServerError(f"upstream sent {what}", target=target.name, upstream_status=200)
+
+
+def untranslatable(target: CompiledTarget, what: str) -> CallerFault:
+    """A caller's request this provider cannot express (raised before anything is sent)."""
+    message = f"{what} is not supported by this endpoint's {target.provider.value} target"
+    return CallerFault(
+        message,
+        upstream_status=400,
+        target=target.name,
+        body=openai_error_body(message, "invalid_request_error", "unsupported_parameter"),
+    )
+
+
+def stream_json(target: CompiledTarget, data: bytes) -> dict[str, Any]:
+    """A stream event's data as a JSON object; raises `UpstreamServerError` otherwise."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise unparseable(target, "a malformed stream event") from None
+    if not isinstance(value, dict):
+        raise unparseable(target, "a stream event that is not a JSON object")
+    return value

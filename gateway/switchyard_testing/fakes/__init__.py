@@ -5,12 +5,16 @@ run them as processes (`python -m switchyard_testing.fakes --provider openai --p
 Each records its requests and follows a `Script` of behaviours and faults.
 """
 
+from switchyard_testing.fakes.anthropic import FakeAnthropic
+from switchyard_testing.fakes.gemini import FakeGemini
 from switchyard_testing.fakes.openai import FakeOpenAI
 from switchyard_testing.fakes.script import Behaviour, Fault, Script
 from switchyard_testing.fakes.server import FakeProvider, Operation, RecordedRequest
 
 __all__ = [
     "Behaviour",
+    "FakeAnthropic",
+    "FakeGemini",
     "FakeOpenAI",
     "FakeProvider",
     "Fault",

@@ -226,7 +226,11 @@ class FakeOpenAI(FakeProvider):
         frames.append(delta({}, finish))
         options = op.payload.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
-            usage_chunk: dict[str, Any] = {**head, "choices": [], "usage": self._usage(op, len(words))}
+            usage_chunk: dict[str, Any] = {
+                **head,
+                "choices": [],
+                "usage": self._usage(op, len(words)),
+            }
             frames.append(encode(orjson.dumps(usage_chunk)))
         frames.append(DONE_FRAME)
         return frames

@@ -57,20 +57,21 @@ class Behaviour:
     fault: Fault = Fault.OK
     #: Retry-After seconds sent with RATE_LIMIT (and 503/529).
     retry_after: float = 1.0
-    #: Frames sent before CUT_STREAM/RESET_STREAM/IN_BAND_ERROR strike. The first frame
-    #: never carries content (OpenAI's role chunk, Anthropic's message_start), so 1 means
-    #: "before any content" and the default 3 means "after some content".
+    #: Frames sent before CUT_STREAM/RESET_STREAM/MALFORMED/IN_BAND_ERROR strike. The first
+    #: frame never carries content (OpenAI's role chunk, Anthropic's message_start), so 1
+    #: means "before any content". Default: 1 for IN_BAND_ERROR, else half the stream
+    #: (after some content).
     after_frames: int | None = None
     #: HANG's sleep (cut short when the fake closes).
     hang_seconds: float = 30.0
     #: SLOW's delay before each stream frame.
     slow_delay: float = 0.2
 
-    def frames_before_fault(self) -> int:
-        """`after_frames`, or the fault's default."""
+    def frames_before_fault(self, total: int) -> int:
+        """`after_frames`, or the fault's default for a stream of `total` frames."""
         if self.after_frames is not None:
             return self.after_frames
-        return 1 if self.fault is Fault.IN_BAND_ERROR else 3
+        return 1 if self.fault is Fault.IN_BAND_ERROR else total // 2
 
 
 OK = Behaviour()

@@ -173,6 +173,10 @@ class FakeProvider:
         """The provider's error JSON for `status`."""
         raise NotImplementedError
 
+    def wire_status(self, status: int) -> int:
+        """The status this provider really sends for a scripted error status."""
+        return status
+
     def success_body(self, op: Operation) -> bytes:
         """A complete non-streaming response."""
         raise NotImplementedError
@@ -243,7 +247,7 @@ class FakeProvider:
         frames = list(self.stream_frames(op))
         fault = behaviour.fault
         delay = behaviour.slow_delay if fault is Fault.SLOW else self.chunk_delay
-        cut = behaviour.frames_before_fault()
+        cut = behaviour.frames_before_fault(len(frames))
         if fault is Fault.MALFORMED:
             frames = [*frames[:cut], self.malformed_frame]
         elif fault is Fault.IN_BAND_ERROR:
@@ -273,7 +277,7 @@ class FakeProvider:
         if behaviour.fault is not Fault.RATE_LIMIT_BARE and status in (429, 503, 529):
             headers["Retry-After"] = _seconds(behaviour.retry_after)
         return web.Response(
-            status=status,
+            status=self.wire_status(status),
             body=self.error_body(status, behaviour),
             content_type=_JSON,
             headers=headers,
