@@ -1,0 +1,197 @@
+{{/*
+Names, labels and the small computations that several templates share.
+*/}}
+
+{{- define "switchyard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name, cut at 50 characters so that "<fullname>-operator-webhook" and the like still
+fit in 63.
+*/}}
+{{- define "switchyard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "switchyard.operatorName" -}}
+{{- printf "%s-operator" (include "switchyard.fullname" .) }}
+{{- end }}
+
+{{- define "switchyard.gatewayName" -}}
+{{- printf "%s-gateway" (include "switchyard.fullname" .) }}
+{{- end }}
+
+{{- define "switchyard.webhookName" -}}
+{{- printf "%s-webhook" (include "switchyard.fullname" .) }}
+{{- end }}
+
+{{- define "switchyard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object; pass (dict "root" $ "component" "gateway"). */}}
+{{- define "switchyard.labels" -}}
+helm.sh/chart: {{ include "switchyard.chart" .root }}
+{{ include "switchyard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: switchyard
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "switchyard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "switchyard.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "switchyard.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if eq $tag "latest" }}
+{{- fail "image.tag: \"latest\" is not allowed; pin a version or set image.digest" }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "switchyard.operatorServiceAccountName" -}}
+{{- default (include "switchyard.operatorName" .) .Values.operator.serviceAccount.name }}
+{{- end }}
+
+{{- define "switchyard.gatewayServiceAccountName" -}}
+{{- default (include "switchyard.gatewayName" .) .Values.gateway.serviceAccount.name }}
+{{- end }}
+
+{{/* "true" when the release watches every namespace (ClusterRoles), "" otherwise. */}}
+{{- define "switchyard.clusterWide" -}}
+{{- if not .Values.watchNamespaces }}true{{ end }}
+{{- end }}
+
+{{/* The watched namespaces, de-duplicated, as a list in JSON (fromJsonArray it back). */}}
+{{- define "switchyard.watchNamespacesJson" -}}
+{{- .Values.watchNamespaces | uniq | toJson }}
+{{- end }}
+
+{{- define "switchyard.defaultNamespace" -}}
+{{- if .Values.gateway.defaultNamespace }}
+{{- .Values.gateway.defaultNamespace }}
+{{- else if .Values.watchNamespaces }}
+{{- first .Values.watchNamespaces }}
+{{- else }}
+{{- "default" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level security context, shared by both Deployments. */}}
+{{- define "switchyard.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{- define "switchyard.containerSecurityContext" -}}
+{{- toYaml .Values.containerSecurityContext }}
+{{- end }}
+
+{{/* Name of the Secret holding the gateway's inbound bearer tokens. */}}
+{{- define "switchyard.authSecretName" -}}
+{{- default (printf "%s-auth" (include "switchyard.gatewayName" .)) .Values.gateway.auth.existingSecret }}
+{{- end }}
+
+{{- define "switchyard.webhookServiceName" -}}
+{{- include "switchyard.webhookName" . }}
+{{- end }}
+
+{{- define "switchyard.webhookSecretName" -}}
+{{- printf "%s-tls" (include "switchyard.webhookName" .) }}
+{{- end }}
+
+{{/* Name of a cluster-scoped object: the release namespace keeps two releases apart. */}}
+{{- define "switchyard.clusterObjectName" -}}
+{{- printf "%s-%s-%s" .root.Release.Namespace (include "switchyard.fullname" .root) .suffix | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The gateway's permissions in one watched namespace (or cluster-wide): read the rendered
+ConfigMaps, the credential Secrets and the GatewayEndpoints that own the ConfigMaps, and
+post Events. Nothing else: no write on any object it reads.
+*/}}
+{{- define "switchyard.gatewayRules" -}}
+- apiGroups: [""]
+  resources: [configmaps, secrets]
+  verbs: [get, list, watch]
+- apiGroups: [switchyard.dev]
+  resources: [gatewayendpoints]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/*
+The operator's permissions in one watched namespace (or cluster-wide); see
+docs/operator.md for why each one is needed.
+*/}}
+{{- define "switchyard.operatorRules" -}}
+# Reconcile GatewayEndpoints: Kopf patches its annotations/finalizers and the status.
+- apiGroups: [switchyard.dev]
+  resources: [gatewayendpoints]
+  verbs: [get, list, watch, patch]
+- apiGroups: [switchyard.dev]
+  resources: [gatewayendpoints/status]
+  verbs: [get, patch]
+# Render: one owned ConfigMap per endpoint (garbage-collected through its ownerReference).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, update, patch]
+# Report referenced Secrets that are missing or unlabelled; never their content elsewhere.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/*
+The webhook's serving certificate when cert-manager is off, as YAML with caCrt, tlsCrt and
+tlsKey (base64). Generated once per render and memoised on the root context, so the
+Secret, the webhook's caBundle and the operator's checksum annotation agree; an existing
+Secret from an earlier release is reused, so upgrades keep the certificate.
+*/}}
+{{- define "switchyard.webhookCertificate" -}}
+{{- if not (hasKey .Values "__switchyardWebhookCert") }}
+{{- $secretName := include "switchyard.webhookSecretName" . }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName }}
+{{- $cert := dict }}
+{{- if and $existing (hasKey ($existing.data | default dict) "ca.crt") (hasKey $existing.data "tls.crt") (hasKey $existing.data "tls.key") }}
+{{- $_ := set $cert "caCrt" (index $existing.data "ca.crt") }}
+{{- $_ := set $cert "tlsCrt" (index $existing.data "tls.crt") }}
+{{- $_ := set $cert "tlsKey" (index $existing.data "tls.key") }}
+{{- else }}
+{{- $svc := include "switchyard.webhookServiceName" . }}
+{{- $days := int .Values.webhook.selfSignedValidityDays }}
+{{- $ca := genCA (printf "%s-ca" $svc) $days }}
+{{- $dns := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
+{{- $leaf := genSignedCert (printf "%s.%s.svc" $svc .Release.Namespace) nil $dns $days $ca }}
+{{- $_ := set $cert "caCrt" ($ca.Cert | b64enc) }}
+{{- $_ := set $cert "tlsCrt" ($leaf.Cert | b64enc) }}
+{{- $_ := set $cert "tlsKey" ($leaf.Key | b64enc) }}
+{{- end }}
+{{- $_ := set .Values "__switchyardWebhookCert" $cert }}
+{{- end }}
+{{- toYaml (get .Values "__switchyardWebhookCert") }}
+{{- end }}
