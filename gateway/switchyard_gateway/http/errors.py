@@ -85,7 +85,8 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
         return error_response(404, "no such route", "invalid_request_error", "not_found")
     code = "method_not_allowed" if exc.status == 405 else "http_error"
     type_ = "invalid_request_error" if exc.status < 500 else "server_error"
-    return error_response(exc.status, exc.reason, type_, code, headers=dict(exc.headers))
+    allow = {"allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return error_response(exc.status, exc.reason, type_, code, headers=allow)
 
 
 @web.middleware
