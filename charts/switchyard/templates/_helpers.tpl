@@ -136,32 +136,34 @@ post Events. Nothing else: no write on any object it reads.
 - apiGroups: [switchyard.dev]
   resources: [gatewayendpoints]
   verbs: [get, list, watch]
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
   verbs: [create]
 {{- end }}
 
 {{/*
-The operator's permissions in one watched namespace (or cluster-wide); see
-docs/operator.md for why each one is needed.
+The operator's permissions in one watched namespace (or cluster-wide); the same rules as
+docs/operator-rbac.yaml, which docs/operator.md explains one by one.
 */}}
 {{- define "switchyard.operatorRules" -}}
-# Reconcile GatewayEndpoints: Kopf patches its annotations/finalizers and the status.
+# Reconcile GatewayEndpoints: Kopf patches its switchyard.dev/ annotations and the status.
 - apiGroups: [switchyard.dev]
   resources: [gatewayendpoints]
   verbs: [get, list, watch, patch]
 - apiGroups: [switchyard.dev]
   resources: [gatewayendpoints/status]
   verbs: [get, patch]
-# Render: one owned ConfigMap per endpoint (garbage-collected through its ownerReference).
+# The rendered ConfigMaps: read by name, create, replace. No list/watch and no delete
+# (the garbage collector deletes them with their endpoint, through the ownerReference).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, update, patch]
-# Report referenced Secrets that are missing or unlabelled; never their content elsewhere.
+  verbs: [get, create, update]
+# Credential Secrets, watched with the switchyard.dev/credential=true selector (RBAC cannot
+# restrict by label); nothing is ever written onto a Secret.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
   verbs: [create]
 {{- end }}
@@ -194,4 +196,8 @@ Secret from an earlier release is reused, so upgrades keep the certificate.
 {{- $_ := set .Values "__switchyardWebhookCert" $cert }}
 {{- end }}
 {{- toYaml (get .Values "__switchyardWebhookCert") }}
+{{- end }}
+
+{{- define "switchyard.leaseName" -}}
+{{- default (include "switchyard.operatorName" .) .Values.operator.leaderElection.leaseName }}
 {{- end }}
