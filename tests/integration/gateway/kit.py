@@ -79,13 +79,17 @@ class Gateway:
         return await self.source.poll()
 
 
+def _write(folder: pathlib.Path, docs: list[Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "endpoints.yaml").write_text(yaml.safe_dump_all(docs))
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[str, str],
                           cooldown_clock: Callable[[], float] | None = None,
                           **settings: Any) -> AsyncIterator[Gateway]:
     """Write `docs`, start the gateway on a free loopback port, stop it afterwards."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "endpoints.yaml").write_text(yaml.safe_dump_all(docs))
+    _write(folder, docs)
     config = GatewaySettings(host="127.0.0.1", port=0, config_path=str(folder), seed=1234,
                              poll_interval=3600.0, **settings)
     store = ConfigStore(config.default_namespace)

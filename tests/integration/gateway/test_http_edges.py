@@ -13,7 +13,13 @@ import orjson
 import pytest
 
 from switchyard_testing.fakes import Behaviour, FakeOpenAI, Fault
-from tests.integration.gateway.kit import Gateway, endpoint, openai_target, running_gateway
+from tests.integration.gateway.kit import (
+    Gateway,
+    endpoint,
+    openai_target,
+    running_gateway,
+    wait_for,
+)
 
 KEYS = {"P_KEY": "sk-edge-primary-5151", "F_KEY": "sk-edge-fallback-6262"}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -116,8 +122,7 @@ async def test_load_shedding(tmp_path: pathlib.Path, fake: FakeOpenAI) -> None:
     async with running_gateway(tmp_path / "cfg", [_doc(fake, maxInFlight=1)], KEYS) as gw, \
             aiohttp.ClientSession() as http:
         hanging = asyncio.create_task(http.post(gw.url + "/v1/chat/completions", json=CHAT))
-        while gw.state.in_flight == 0:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: gw.state.in_flight == 1)
         async with http.post(gw.url + "/v1/chat/completions", json=CHAT) as resp:
             assert resp.status == 503
             assert resp.headers["Retry-After"] == "1"
