@@ -105,8 +105,7 @@ class ConfigStore:
         compiled = compile_endpoint(config)
         self._endpoints = MappingProxyType({**self._endpoints, key: compiled})
         self._clear_rejection(key)
-        log.info("endpoint config applied", extra={"endpoint": key, "spec_hash": config.spec_hash,
-                                                   "source": source})
+        log.info("endpoint %s: config applied (%s)", key, config.spec_hash)
         return self._emit(ConfigChange(ChangeKind.APPLIED, key, source, config.spec_hash))
 
     def remove(self, key: str, source: str = "") -> ConfigChange | None:
@@ -115,15 +114,14 @@ class ConfigStore:
             return None
         self._endpoints = MappingProxyType({k: v for k, v in self._endpoints.items() if k != key})
         self._clear_rejection(key)
-        log.info("endpoint removed", extra={"endpoint": key, "source": source})
+        log.info("endpoint %s: removed", key)
         return self._emit(ConfigChange(ChangeKind.REMOVED, key, source))
 
     def reject(self, key: str, reason: str, source: str = "") -> ConfigChange:
         """Record a refused config; the endpoint's last good config (if any) stays live."""
         self._rejected = MappingProxyType({**self._rejected, key: reason})
         kept = "kept last good config" if key in self._endpoints else "no config live"
-        log.warning("endpoint config rejected (%s): %s", kept, reason,
-                    extra={"endpoint": key, "source": source})
+        log.warning("endpoint %s: config rejected (%s): %s", key, kept, reason)
         return self._emit(ConfigChange(ChangeKind.REJECTED, key, source, reason=reason))
 
     def keys(self) -> frozenset[str]:
