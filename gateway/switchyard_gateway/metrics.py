@@ -58,6 +58,16 @@ class GatewayMetrics:
                                  "hash of each endpoint", ["endpoint", "spec_hash"], registry=r)
         self.shed = Counter("switchyard_shed_requests", "Requests refused by load shedding",
                             ["scope"], registry=r)
+        self.propagation = Histogram(
+            "switchyard_config_propagation_seconds", "Operator render (ConfigMap "
+            "switchyard.dev/rendered-at) to applied in this gateway",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
+        self.refused_configmaps = Counter(
+            "switchyard_configmaps_refused", "ConfigMaps refused: forged (no live owning "
+            "GatewayEndpoint) or invalid (payload does not validate)", ["reason"], registry=r)
+        self.staleness = Gauge(
+            "switchyard_config_staleness_seconds", "Seconds since the least recently heard-from "
+            "watch reached the API server (grows while it is unreachable)", registry=r)
         self._hashes: dict[str, str] = {}
 
     def render(self) -> bytes:

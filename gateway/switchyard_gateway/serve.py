@@ -17,10 +17,14 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from switchyard_gateway.config.sources import FileSource
+from switchyard_gateway.config.cluster import ClusterHooks, ClusterSource
+from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http.app import create_app
 from switchyard_gateway.http.state import STATE
+from switchyard_gateway.kube import client as kube_client
+from switchyard_gateway.kube.client import KubeClient
+from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
@@ -29,13 +33,28 @@ log = logging.getLogger(__name__)
 
 
 def build_app(settings: GatewaySettings) -> web.Application:
-    """The standalone app: a file source over `settings.config_path`."""
-    if settings.config_path is None:
-        raise ValueError("standalone mode needs a config path")
+    """The app: standalone (a file source over `config_path`) or in-cluster (watches).
+
+    Raises `kube.client.KubeError` when cluster mode has no credentials.
+    """
     store = ConfigStore(settings.default_namespace)
-    credentials = Credentials(os.environ, settings.allow_env_keys)
-    source = FileSource(settings.config_path, store, credentials, settings.poll_interval)
-    return create_app(settings, store, credentials, registry.adapter_for, [source])
+    if settings.config_path is not None:
+        credentials = Credentials(os.environ, settings.allow_env_keys)
+        source: Source = FileSource(settings.config_path, store, credentials,
+                                    settings.poll_interval)
+        return create_app(settings, store, credentials, registry.adapter_for, [source])
+    # In a cluster, env keys are platform keys: none unless --allow-env-keys names them.
+    credentials = Credentials(os.environ, settings.allow_env_keys or ())
+    client = KubeClient(kube_client.load(settings.kubeconfig))
+    metrics = GatewayMetrics()
+    hooks = ClusterHooks(
+        propagation=metrics.propagation.observe,
+        refused=lambda reason: metrics.refused_configmaps.labels(reason).inc(),
+    )
+    cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks)
+    metrics.staleness.set_function(cluster.staleness)
+    return create_app(settings, store, credentials, registry.adapter_for, [cluster],
+                      metrics=metrics)
 
 
 async def serve(settings: GatewaySettings,

@@ -23,6 +23,10 @@ class GatewaySettings:
     drain_seconds: float = 5.0
     shutdown_timeout: float = 30.0
     config_path: str | None = None
+    #: Cluster mode: namespaces to watch (empty: all) and an explicit kubeconfig (else
+    #: in-cluster credentials; never an ambient KUBECONFIG).
+    namespaces: tuple[str, ...] = ()
+    kubeconfig: str | None = None
     poll_interval: float = 1.0
     #: Seed for the split's RNG (tests and benchmarks only); None: seeded by the OS.
     seed: int | None = None

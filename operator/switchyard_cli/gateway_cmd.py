@@ -1,4 +1,4 @@
-"""`switchyard gateway`: run the gateway (standalone with --config; in-cluster later).
+"""`switchyard gateway`: run the gateway (standalone with --config, else in-cluster).
 
 Every flag also reads `SWITCHYARD_<FLAG_NAME>` from the environment (for example
 `SWITCHYARD_MAX_IN_FLIGHT=200`); a flag on the command line wins. Exit codes: 0 after a
@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from switchyard_gateway import serve
+from switchyard_gateway.kube.client import KubeError
 from switchyard_gateway.settings import GatewaySettings
 
 
@@ -53,6 +54,8 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         allow_env_keys=allow, max_body_bytes=int(args.max_body_bytes),
         max_in_flight=int(args.max_in_flight), drain_seconds=float(args.drain_seconds),
         shutdown_timeout=float(args.shutdown_timeout), config_path=args.config,
+        namespaces=tuple(n.strip() for n in str(args.namespaces).split(",") if n.strip()),
+        kubeconfig=args.kubeconfig,
     )
 
 
@@ -60,16 +63,16 @@ def run(args: argparse.Namespace) -> int:
     """Start the gateway; returns when it has stopped."""
     logging.basicConfig(level=str(args.log_level).upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.config is None:
-        print("switchyard gateway: cluster mode (watching ConfigMaps) is not available yet; "
-              "run with --config PATH for standalone mode", file=sys.stderr)
-        return 2
-    if not os.path.exists(args.config):
+    if args.config is not None and not os.path.exists(args.config):
         print(f"switchyard gateway: --config {args.config}: no such file or folder",
               file=sys.stderr)
         return 2
     if int(args.workers) != 1:
         print("switchyard gateway: --workers > 1 is not supported yet", file=sys.stderr)
         return 2
-    serve.run(settings_from(args))
+    try:
+        serve.run(settings_from(args))
+    except KubeError as exc:
+        print(f"switchyard gateway: cluster mode: {exc}", file=sys.stderr)
+        return 2
     return 0

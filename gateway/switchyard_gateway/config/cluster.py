@@ -103,6 +103,8 @@ class ClusterSource:
         self._refused: dict[str, str] = {}  # endpoint key/cm -> resourceVersion refused
         self._lock = asyncio.Lock()
         self._event_tasks: set[asyncio.Task[None]] = set()  # referenced until done
+        self._tasks: list[asyncio.Task[None]] = []
+        self._synced = False
         self.reflectors: list[Reflector] = []
         for ns in self._namespaces:
             self.reflectors += self._reflectors_for(ns)
@@ -125,23 +127,46 @@ class ClusterSource:
             for kind, path, selector in kinds
         ]
 
-    # Lifecycle.
+    # Lifecycle: the `Source` protocol of `config/sources.py`.
 
-    async def run(self) -> None:
-        """Watch until cancelled; marks the store synced after every first list."""
-        tasks = [asyncio.create_task(r.run(), name=repr(r)) for r in self.reflectors]
+    async def sync(self) -> None:
+        """Start the watches; return once every first list is in and applied."""
+        await self._client.__aenter__()
         try:
-            await asyncio.gather(*(r.synced.wait() for r in self.reflectors))
-            async with self._lock:
-                self._reconcile()
-            self._store.mark_synced()
-            log.info("first full sync of %d endpoints done", len(self._applied))
-            await asyncio.gather(*tasks)
+            await self._first_sync()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop every watch and close the API connection (idempotent)."""
+        pending = [*self._tasks, *self._event_tasks]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._client.close()
+
+    async def _first_sync(self) -> None:
+        self._tasks = [asyncio.create_task(r.run(), name=repr(r)) for r in self.reflectors]
+        synced: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(r.synced.wait() for r in self.reflectors)))
+        watched: list[asyncio.Future[Any]] = [synced, *self._tasks]
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if synced not in done:  # a reflector died of a bug: surface it, do not hang
+            synced.cancel()
+            for task in done:
+                task.result()
+        async with self._lock:
+            self._synced = True
+            self._reconcile()
+        log.info("first full sync done: %d endpoints", len(self._applied))
+
+    async def watch(self) -> None:
+        """Keep applying changes until cancelled; then stop every watch."""
+        try:
+            await asyncio.gather(*self._tasks)
         finally:
-            pending = [*tasks, *self._event_tasks]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self.close()
 
     def staleness(self) -> float:
         """Seconds since the least recently heard-from watch last reached the API server."""
@@ -176,7 +201,7 @@ class ClusterSource:
                     del table[key]
                 for obj in items:
                     table[_key(obj)] = self._value(kind, obj)
-                if self._store.synced:
+                if self._synced:
                     self._reconcile()
 
         return replace
@@ -189,7 +214,7 @@ class ClusterSource:
                     table.pop(_key(obj), None)
                 else:
                     table[_key(obj)] = self._value(kind, obj)
-                if self._store.synced:
+                if self._synced:
                     self._reconcile()
 
         return event

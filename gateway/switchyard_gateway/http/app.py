@@ -10,6 +10,7 @@ that disconnects cancels its upstream request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -28,6 +29,7 @@ from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
 
 Clock = Callable[[], float]
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -51,13 +53,19 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"content-type": "text/plain; version=0.0.4"})
 
 
+def _log_source_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("config source stopped: %r", task.exception(), exc_info=task.exception())
+
+
 def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Credentials,
                adapters: AdapterLookup, sources: Sequence[Source] = (),
-               cooldown_clock: Clock | None = None) -> web.Application:
+               cooldown_clock: Clock | None = None,
+               metrics: GatewayMetrics | None = None) -> web.Application:
     """Build the gateway app (not yet running)."""
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=settings.max_body_bytes)
-    metrics = GatewayMetrics()
+    metrics = metrics or GatewayMetrics()
     store.subscribe(metrics.config_changed)
     state = GatewayState(settings=settings, store=store, metrics=metrics)
     app[STATE] = state
@@ -71,16 +79,20 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         state.router = None
         await session.close()
 
-    async def watching(app: web.Application) -> AsyncIterator[None]:
+    async def run_sources() -> None:
+        # In the background, so the port opens at once: /healthz answers while the first
+        # sync runs (a slow API server must not fail liveness), /readyz only after it.
         for source in sources:
             await source.sync()
         store.mark_synced()
-        tasks = [asyncio.create_task(s.watch(), name=f"source-{i}")
-                 for i, s in enumerate(sources)]
+        await asyncio.gather(*(s.watch() for s in sources))
+
+    async def watching(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run_sources(), name="config-sources")
+        task.add_done_callback(_log_source_failure)
         yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     app.cleanup_ctx.append(upstream)
     app.cleanup_ctx.append(watching)
