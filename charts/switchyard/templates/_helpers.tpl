@@ -121,7 +121,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Name of a cluster-scoped object: the release namespace keeps two releases apart. */}}
 {{- define "switchyard.clusterObjectName" -}}
-{{- printf "%s-%s-%s" .root.Release.Namespace (include "switchyard.fullname" .root) .suffix | trunc 63 | trimSuffix "-" }}
+{{- $full := printf "%s-%s-%s" .root.Release.Namespace (include "switchyard.fullname" .root) .suffix }}
+{{- if le (len $full) 63 }}
+{{- $full }}
+{{- else }}
+{{- /* Too long: cut, and keep names unique with a hash of the full one. */}}
+{{- printf "%s-%s" ($full | trunc 54 | trimSuffix "-") ($full | sha256sum | trunc 8) }}
+{{- end }}
 {{- end }}
 
 {{/*
