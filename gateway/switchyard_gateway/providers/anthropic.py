@@ -98,7 +98,8 @@ class AnthropicAdapter:
         data = upstream_errors.load_json(raw)
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise upstream_errors.unparseable(target, "a 2xx body that is not a Message")
-        message, has_calls = _message(data["content"])
+        with upstream_errors.shape_checked(target, "a Message of the wrong shape"):
+            message, has_calls = _message(data["content"])
         stop_reason = data.get("stop_reason")
         finish = FINISH_REASONS.get(stop_reason or "", "stop")
         if has_calls and stop_reason is None:

@@ -79,7 +79,10 @@ class AnthropicStreamTranslator:
             data = upstream_errors.stream_json(self._target, event.data)
             handler = _HANDLERS.get(event.event or str(data.get("type", "")))
             if handler is not None:
-                out.extend(handler(self, data))
+                with upstream_errors.shape_checked(
+                    self._target, "a stream event of the wrong shape"
+                ):
+                    out.extend(handler(self, data))
         return out
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:

@@ -95,8 +95,12 @@ class GeminiAdapter:
         data = upstream_errors.load_json(raw)
         if not isinstance(data, dict):
             raise upstream_errors.unparseable(target, "a 2xx body that is not a JSON object")
-        if task is Task.EMBEDDINGS:
-            return self._embeddings(target, data)
+        with upstream_errors.shape_checked(target, "a 2xx body of the wrong shape"):
+            if task is Task.EMBEDDINGS:
+                return self._embeddings(target, data)
+            return self._chat(target, data)
+
+    def _chat(self, target: CompiledTarget, data: dict[str, Any]) -> ParsedResponse:
         if not isinstance(data.get("candidates", []), list) or (
             "candidates" not in data and "promptFeedback" not in data
         ):

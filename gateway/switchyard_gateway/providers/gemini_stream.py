@@ -84,9 +84,12 @@ class GeminiStreamTranslator:
                 self._head["model"] = str(data["modelVersion"])
             if isinstance(data.get("usageMetadata"), dict):
                 self.usage = gemini_wire.usage_of(data["usageMetadata"])
-            for position, candidate in enumerate(data.get("candidates") or ()):
-                if isinstance(candidate, dict):
-                    out.extend(self._candidate(candidate.get("index", position), candidate))
+            with upstream_errors.shape_checked(self._target, "a stream event of the wrong shape"):
+                for position, candidate in enumerate(data.get("candidates") or ()):
+                    if isinstance(candidate, dict):
+                        out.extend(
+                            self._candidate(int(candidate.get("index", position)), candidate)
+                        )
         return out
 
     def _candidate(self, index: int, candidate: dict[str, Any]) -> list[StreamEvent]:

@@ -23,9 +23,10 @@ name the platform's organisation.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -185,3 +186,13 @@ def stream_json(target: CompiledTarget, data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise unparseable(target, "a stream event that is not a JSON object")
     return value
+
+
+@contextlib.contextmanager
+def shape_checked(target: CompiledTarget, what: str) -> Iterator[None]:
+    """Turn a provider body of the wrong shape (a string where an object belongs, say)
+    into `UpstreamServerError` while translating it, instead of a crash."""
+    try:
+        yield
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise unparseable(target, what) from error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 import pytest
 from hypothesis import given
@@ -382,3 +384,24 @@ def test_text_round_trip(system: str, turns: list[str]) -> None:
     reply = {**MESSAGE, "content": [{"type": "text", "text": turns[-1]}], "stop_reason": "end_turn"}
     body = orjson.loads(ADAPTER.parse_response(TARGET, Task.CHAT, orjson.dumps(reply)).body)
     assert body["choices"][0]["message"]["content"] == turns[-1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"content": ["not a block"], "usage": 5}',
+        b'{"content": [{"type": "tool_use", "input": {"a": 1}, "name": 3}], "stop_reason": 7}',
+    ],
+)
+def test_odd_shapes_never_crash(raw: bytes) -> None:
+    with contextlib.suppress(UpstreamServerError):
+        ADAPTER.parse_response(TARGET, Task.CHAT, raw)
+
+
+def test_stream_event_of_the_wrong_shape_is_a_server_error() -> None:
+    translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
+    with pytest.raises(UpstreamServerError):
+        translator.feed(
+            b"event: content_block_start\n"
+            b'data: {"index": "x", "content_block": {"type": "tool_use"}}\n\n'
+        )

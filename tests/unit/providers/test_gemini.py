@@ -318,3 +318,12 @@ def test_text_round_trip(system: str, turns: list[str]) -> None:
     reply = {"candidates": [{"content": {"parts": [{"text": turns[-1]}]}, "finishReason": "STOP"}]}
     body = orjson.loads(ADAPTER.parse_response(TARGET, Task.CHAT, orjson.dumps(reply)).body)
     assert body["choices"][0]["message"]["content"] == turns[-1]
+
+
+def test_bodies_of_the_wrong_shape_are_server_errors() -> None:
+    with pytest.raises(UpstreamServerError):
+        ADAPTER.parse_response(TARGET, Task.CHAT, b'{"candidates": [{"content": "text"}]}')
+    with pytest.raises(UpstreamServerError):
+        ADAPTER.stream_translator(TARGET, Task.CHAT).feed(
+            b'data: {"candidates": [{"index": "x"}]}\n\n'
+        )
