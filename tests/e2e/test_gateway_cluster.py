@@ -29,8 +29,12 @@ T = TypeVar("T")
 DEADLINE = 60.0
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = DEADLINE,
-             context: Callable[[], str] = lambda: "") -> T:
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = DEADLINE,
+    context: Callable[[], str] = lambda: "",
+) -> T:
     end = time.monotonic() + timeout
     while True:
         value = probe()
@@ -74,34 +78,58 @@ def other_namespace(cluster: Cluster) -> Iterator[str]:
 class System:
     """Operator + gateway watching two namespaces, and helpers to drive them."""
 
-    def __init__(self, cluster: Cluster, fakes: dict[str, FakeOpenAI], loop: BackgroundLoop,
-                 namespace: str, other: str, accounts: dict[str, Path], log_dir: Path) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        fakes: dict[str, FakeOpenAI],
+        loop: BackgroundLoop,
+        namespace: str,
+        other: str,
+        accounts: dict[str, Path],
+        log_dir: Path,
+    ) -> None:
         self.cluster, self.fakes, self.loop = cluster, fakes, loop
         self.namespace, self.other = namespace, other
         self.operator = stack.operator(
-            accounts["operator"], [namespace, other], log_dir,
-            extra=["--allowed-base-url-hosts", "127.0.0.1"])
+            accounts["operator"],
+            [namespace, other],
+            log_dir,
+            extra=["--allowed-base-url-hosts", "127.0.0.1"],
+        )
         self.gateway = stack.gateway(
-            accounts["gateway"], log_dir, namespaces=[namespace, other],
-            default_namespace=namespace)
-        self.client = openai.OpenAI(base_url=self.gateway.url + "/v1", api_key="unused",
-                                    max_retries=0, timeout=30)
+            accounts["gateway"], log_dir, namespaces=[namespace, other], default_namespace=namespace
+        )
+        self.client = openai.OpenAI(
+            base_url=self.gateway.url + "/v1", api_key="unused", max_retries=0, timeout=30
+        )
 
     def logs(self) -> str:
-        return (f"--- operator\n{self.operator.process.tail(30)}\n"
-                f"--- gateway\n{self.gateway.process.tail(30)}")
+        return (
+            f"--- operator\n{self.operator.process.tail(30)}\n"
+            f"--- gateway\n{self.gateway.process.tail(30)}"
+        )
 
     def secret(self, value: str, namespace: str | None = None) -> None:
-        self.cluster.apply([{
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "fake-key", "namespace": namespace or self.namespace,
-                         "labels": {"switchyard.dev/credential": "true"}},
-            "stringData": {"api-key": value},
-        }])
+        self.cluster.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {
+                        "name": "fake-key",
+                        "namespace": namespace or self.namespace,
+                        "labels": {"switchyard.dev/credential": "true"},
+                    },
+                    "stringData": {"api-key": value},
+                }
+            ]
+        )
 
     def target(self, fake: str, weight: int | None = None) -> dict[str, Any]:
         spec: dict[str, Any] = {
-            "name": fake, "provider": "openai-compatible", "model": f"model-{fake}",
+            "name": fake,
+            "provider": "openai-compatible",
+            "model": f"model-{fake}",
             "baseUrl": self.fakes[fake].base_url,
             "apiKey": {"secretKeyRef": {"name": "fake-key", "key": "api-key"}},
         }
@@ -109,24 +137,36 @@ class System:
             spec["weight"] = weight
         return spec
 
-    def endpoint(self, name: str, weights: dict[str, int], fallbacks: list[str],
-                 namespace: str | None = None) -> None:
-        self.cluster.apply([{
-            "apiVersion": "switchyard.dev/v1alpha1", "kind": "GatewayEndpoint",
-            "metadata": {"name": name, "namespace": namespace or self.namespace},
-            "spec": {
-                "trafficSplit": [self.target(f, w) for f, w in weights.items()],
-                "fallbacks": [{**self.target(f), "name": f"{f}-fallback"} for f in fallbacks],
-                "policy": {"attemptTimeoutSeconds": 5, "requestTimeoutSeconds": 20,
-                           "cooldown": {"failureThreshold": 2, "seconds": 60}},
-            },
-        }])
+    def endpoint(
+        self, name: str, weights: dict[str, int], fallbacks: list[str], namespace: str | None = None
+    ) -> None:
+        self.cluster.apply(
+            [
+                {
+                    "apiVersion": "switchyard.dev/v1alpha1",
+                    "kind": "GatewayEndpoint",
+                    "metadata": {"name": name, "namespace": namespace or self.namespace},
+                    "spec": {
+                        "trafficSplit": [self.target(f, w) for f, w in weights.items()],
+                        "fallbacks": [
+                            {**self.target(f), "name": f"{f}-fallback"} for f in fallbacks
+                        ],
+                        "policy": {
+                            "attemptTimeoutSeconds": 5,
+                            "requestTimeoutSeconds": 20,
+                            "cooldown": {"failureThreshold": 2, "seconds": 60},
+                        },
+                    },
+                }
+            ]
+        )
 
     def chat(self, model: str) -> tuple[int, dict[str, str]]:
         """(status, headers) of one chat completion through the gateway."""
         try:
             raw = self.client.chat.completions.with_raw_response.create(
-                model=model, messages=[{"role": "user", "content": "hi"}])
+                model=model, messages=[{"role": "user", "content": "hi"}]
+            )
             raw.parse()
             return raw.status_code, dict(raw.headers)
         except openai.APIStatusError as exc:
@@ -144,21 +184,36 @@ class System:
         return lambda: self.chat(model)[0] == status
 
     def configmap_hash(self, name: str) -> str:
-        done = self.cluster.kubectl("get", "configmap", f"gwe-{name}", "-n", self.namespace,
-                                    "-o", "json", "--ignore-not-found")
+        done = self.cluster.kubectl(
+            "get",
+            "configmap",
+            f"gwe-{name}",
+            "-n",
+            self.namespace,
+            "-o",
+            "json",
+            "--ignore-not-found",
+        )
         if not done.stdout.strip():
             return ""
-        return str(json.loads(done.stdout)["metadata"]["annotations"].get(
-            "switchyard.dev/spec-hash", ""))
+        return str(
+            json.loads(done.stdout)["metadata"]["annotations"].get("switchyard.dev/spec-hash", "")
+        )
 
     def metrics(self) -> str:
         return self.gateway.get("/metrics")[1].decode()
 
 
 @pytest.fixture
-def system(cluster: Cluster, fakes: dict[str, FakeOpenAI], loop: BackgroundLoop,
-           namespace: str, other_namespace: str, accounts: dict[str, Path],
-           tmp_path: Path) -> Iterator[System]:
+def system(
+    cluster: Cluster,
+    fakes: dict[str, FakeOpenAI],
+    loop: BackgroundLoop,
+    namespace: str,
+    other_namespace: str,
+    accounts: dict[str, Path],
+    tmp_path: Path,
+) -> Iterator[System]:
     for fake in fakes.values():
         loop.call(fake.script.clear)
         loop.call(fake.requests.clear)
@@ -202,8 +257,9 @@ def test_apply_serve_reweight_failover_rotate_delete(system: System) -> None:
 
     def rotated() -> bool:
         s.chat("chat")
-        return any(r.headers.get("Authorization") == "Bearer key-two"
-                   for r in list(s.fakes["b"].requests))
+        return any(
+            r.headers.get("Authorization") == "Bearer key-two" for r in list(s.fakes["b"].requests)
+        )
 
     wait_for("rotated key used", rotated, context=s.logs)
 
@@ -218,11 +274,30 @@ def test_corrupt_configmap_keeps_last_good_and_is_counted(system: System) -> Non
     s.endpoint("chat", {"a": 100}, [])
     wait_for("chat served", s.serving("chat"), context=s.logs)
     patch = {"data": {"endpoint.json": "{not json"}}
-    s.cluster.kubectl("patch", "configmap", "gwe-chat", "-n", s.namespace, "--type", "merge",
-                      "-p", json.dumps(patch))
-    wait_for("reject counted", lambda: "reject" in s.metrics() and any(
-        line.startswith("switchyard_config_") and "reject" in line and not line.endswith(" 0.0")
-        for line in s.metrics().splitlines()), context=s.logs)
+    s.cluster.kubectl(
+        "patch",
+        "configmap",
+        "gwe-chat",
+        "-n",
+        s.namespace,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps(patch),
+    )
+    wait_for(
+        "reject counted",
+        lambda: (
+            "reject" in s.metrics()
+            and any(
+                line.startswith("switchyard_config_")
+                and "reject" in line
+                and not line.endswith(" 0.0")
+                for line in s.metrics().splitlines()
+            )
+        ),
+        context=s.logs,
+    )
     assert s.chat("chat")[0] == 200
 
 
@@ -235,7 +310,8 @@ def test_forged_configmap_is_ignored_and_bare_names_stay_home(system: System) ->
     meta = forged["metadata"]
     forged["metadata"] = {"name": "gwe-forged", "namespace": s.namespace, "labels": meta["labels"]}
     forged["data"]["endpoint.json"] = forged["data"]["endpoint.json"].replace(
-        '"name":"chat"', '"name":"forged"')
+        '"name":"chat"', '"name":"forged"'
+    )
     s.cluster.apply([forged])
     time.sleep(2.0)
     assert s.chat("forged")[0] == 404
@@ -266,8 +342,12 @@ def test_apiserver_restart_during_traffic_loses_nothing(
         time.sleep(3.0)
         local_control_plane.start_apiserver()
         s.endpoint("chat", {"a": 1, "b": 99}, ["fb"])
-        wait_for("change after restart", lambda: s.shares("chat", 20)["b"] >= 18,
-                 timeout=90, context=s.logs)
+        wait_for(
+            "change after restart",
+            lambda: s.shares("chat", 20)["b"] >= 18,
+            timeout=90,
+            context=s.logs,
+        )
     finally:
         stop.set()
         thread.join(30)
