@@ -83,6 +83,8 @@ def _parse_time(text: str) -> float | None:
 class ClusterSource:
     """Runs the watches and keeps the store and credentials in step with the cluster."""
 
+    sync_in_background = True
+
     def __init__(
         self,
         client: KubeClient,

@@ -40,6 +40,11 @@ SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 class Source(Protocol):
     """Something that fills the config store."""
 
+    #: False: the app awaits `sync` before it listens (local files: fast, and a request
+    #: right after start must not 404). True: the port opens first and `/readyz` waits for
+    #: the sync (an API server may be slow or down; liveness must still answer).
+    sync_in_background: bool
+
     async def sync(self) -> None:
         """Load everything once; return when the store holds the first full config."""
         ...
@@ -116,6 +121,8 @@ def _parse_doc(doc: Any, file: str, default_namespace: str, snap: Snapshot,
 
 class FileSource:
     """Standalone mode: GatewayEndpoint (and Secret) manifests on disk, polled."""
+
+    sync_in_background = False
 
     def __init__(self, path: str | pathlib.Path, store: ConfigStore, credentials: Credentials,
                  interval: float = 1.0) -> None:

@@ -80,14 +80,18 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         await session.close()
 
     async def run_sources() -> None:
-        # In the background, so the port opens at once: /healthz answers while the first
-        # sync runs (a slow API server must not fail liveness), /readyz only after it.
         for source in sources:
-            await source.sync()
+            if source.sync_in_background:
+                await source.sync()
         store.mark_synced()
         await asyncio.gather(*(s.watch() for s in sources))
 
     async def watching(app: web.Application) -> AsyncIterator[None]:
+        for source in sources:
+            if not source.sync_in_background:
+                await source.sync()
+        if not any(s.sync_in_background for s in sources):
+            store.mark_synced()  # ready as soon as the port opens
         task = asyncio.create_task(run_sources(), name="config-sources")
         task.add_done_callback(_log_source_failure)
         yield

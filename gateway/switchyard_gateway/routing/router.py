@@ -242,8 +242,9 @@ def _ms(seconds: float) -> float:
 def _final_failure(walk: _Walk, cooldowns: Cooldowns) -> errors.AllAttemptsFailed:
     """429 when every sent attempt was rate limited; 504 after a timeout; else 502.
 
-    When nothing could be sent because every candidate was cooling down, 503 with the
-    time until the first cooldown ends as Retry-After.
+    When nothing could be sent because every candidate was cooling down, still 502 (the
+    DESIGN.md contract: only "all rate limited" is a 429), with the time until the first
+    cooldown ends as Retry-After so a client knows when a probe will be let through.
     """
     attempts = walk.trace.attempts
     sent = [a for a in attempts if a.sent]
@@ -257,7 +258,7 @@ def _final_failure(walk: _Walk, cooldowns: Cooldowns) -> errors.AllAttemptsFaile
         waits = [cooldowns.remaining((endpoint.key, t.identity))
                  for t in (*endpoint.split, *endpoint.fallbacks)]
         retry_after = max(1.0, math.ceil(min((w for w in waits if w > 0), default=1.0)))
-        return errors.AllAttemptsFailed(message, attempts, 503, retry_after)
+        return errors.AllAttemptsFailed(message, attempts, 502, retry_after)
     if isinstance(walk.last_error, errors.UpstreamTimeout):
         return errors.AllAttemptsFailed(message, attempts, 504)
     return errors.AllAttemptsFailed(message, attempts, 502)

@@ -191,3 +191,22 @@ async def test_connection_refused_falls_back(
             model="chat", messages=MESSAGES)
     assert raw.headers["x-switchyard-target"] == "fb1"
     assert raw.headers["x-switchyard-attempts"] == "2"
+
+
+async def test_every_target_cooling_down_is_502_with_retry_after_and_no_attempt(
+        gateway: Gateway, fakes: tuple[FakeOpenAI, FakeOpenAI, FakeOpenAI]) -> None:
+    for fake in fakes:
+        fake.script.push(Fault.UNAVAILABLE)
+    async with aiohttp.ClientSession() as http:
+        url = gateway.url + "/v1/chat/completions"
+        body = {"model": "chat", "messages": MESSAGES}
+        async with http.post(url, json=body) as resp:
+            assert resp.status == 502, await resp.text()  # all three now cool down
+        async with http.post(url, json=body) as resp:
+            error = (await resp.json())["error"]
+            assert resp.status == 502
+            assert int(resp.headers["Retry-After"]) >= 1
+            assert resp.headers["x-switchyard-attempts"] == "0"
+    assert [(a["target"], a["outcome"], a["sent"]) for a in error["attempts"]] == [
+        ("primary", "cooldown", False), ("fb1", "cooldown", False), ("fb2", "cooldown", False)]
+    assert sum(len(f.requests) for f in fakes) == 3
