@@ -236,6 +236,8 @@ def test_wrong_values_fail_the_schema_with_a_clear_message(
      "operator.replicas > 1 needs operator.leaderElection.enabled=true"),
     (["--set=gateway.auth.enabled=true"], "gateway.auth.enabled needs"),
     (["--set=gateway.terminationGracePeriodSeconds=10"], "must exceed gateway.drainSeconds"),
+    (["--set=watchNamespaces={a}", "--set=gateway.defaultNamespace=b"],
+     "is not in watchNamespaces"),
 ])
 def test_incoherent_values_fail_with_a_clear_message(
     helm: Helm, values: list[str], message: str
@@ -243,6 +245,26 @@ def test_incoherent_values_fail_with_a_clear_message(
     done = helm.template("sy", "default", *values, check=False)
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+
+
+def test_optional_objects_needing_third_party_crds_render(helm: Helm) -> None:
+    """ServiceMonitor and cert-manager objects: rendered and checked here, not applied
+    (their CRDs belong to the Prometheus Operator and cert-manager)."""
+    docs = _docs(helm.template("sy", "switchyard", *_sets(**{
+        "gateway.serviceMonitor.enabled": True, "gateway.serviceMonitor.labels": {"a": "b"},
+        "webhook.enabled": True, "webhook.certManager.enabled": True})).stdout)
+    (monitor,) = _by_kind(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0] == {
+        "port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    (certificate,) = _by_kind(docs, "Certificate")
+    (issuer,) = _by_kind(docs, "Issuer")
+    assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    assert certificate["spec"]["dnsNames"][0] == "sy-switchyard-webhook.switchyard.svc"
+    (config,) = _by_kind(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        "switchyard/sy-switchyard-webhook")
+    assert "caBundle" not in config["webhooks"][0]["clientConfig"]
+    assert not [d for d in _by_kind(docs, "Secret") if d["type"] == "kubernetes.io/tls"]
 
 
 def test_chart_rules_equal_the_documented_minimal_rbac(helm: Helm) -> None:
