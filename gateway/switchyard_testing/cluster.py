@@ -98,12 +98,11 @@ class Cluster:
         self,
         manifests: str | Sequence[Mapping[str, Any]],
         namespace: str | None = None,
-        *extra: str,
     ) -> subprocess.CompletedProcess[str]:
         """`kubectl apply -f -` of YAML text or of objects; raises KubectlError."""
         text = manifests if isinstance(manifests, str) else yaml.safe_dump_all(list(manifests))
         ns = ["-n", namespace] if namespace else []
-        return self.kubectl("apply", *ns, *extra, "-f", "-", input=text)
+        return self.kubectl("apply", *ns, "-f", "-", input=text)
 
     def apply_crds(self, path: Path, timeout: float = 60.0) -> list[str]:
         """Apply the CRD file or folder at `path` and wait until each is Established.
