@@ -28,5 +28,7 @@ class GatewaySettings:
     namespaces: tuple[str, ...] = ()
     kubeconfig: str | None = None
     poll_interval: float = 1.0
+    #: Inbound auth: a file of bearer tokens, one per line (None: no inbound auth).
+    auth_tokens_file: str | None = None
     #: Seed for the split's RNG (tests and benchmarks only); None: seeded by the OS.
     seed: int | None = None

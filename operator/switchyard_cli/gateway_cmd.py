@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("max-in-flight", 0, "gateway-wide in-flight request limit, 0 = unlimited", int)
     flag("drain-seconds", 5.0, "after SIGTERM, fail /readyz this long before closing", float)
     flag("shutdown-timeout", 30.0, "then wait this long for in-flight requests", float)
+    flag("auth-tokens-file", None, "require 'Authorization: Bearer <token>' on the API; "
+         "tokens one per line, re-read on change (default: no inbound auth)")
     flag("workers", 1, "worker processes (only 1 is supported so far)", int)
     flag("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
 
@@ -55,7 +57,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         max_in_flight=int(args.max_in_flight), drain_seconds=float(args.drain_seconds),
         shutdown_timeout=float(args.shutdown_timeout), config_path=args.config,
         namespaces=tuple(n.strip() for n in str(args.namespaces).split(",") if n.strip()),
-        kubeconfig=args.kubeconfig,
+        kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
     )
 
 
@@ -65,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.config is not None and not os.path.exists(args.config):
         print(f"switchyard gateway: --config {args.config}: no such file or folder",
+              file=sys.stderr)
+        return 2
+    if args.auth_tokens_file is not None and not os.path.isfile(args.auth_tokens_file):
+        print(f"switchyard gateway: --auth-tokens-file {args.auth_tokens_file}: no such file",
               file=sys.stderr)
         return 2
     if int(args.workers) != 1:

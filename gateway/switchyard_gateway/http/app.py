@@ -15,10 +15,11 @@ import random
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from switchyard_gateway.config.sources import Source
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.http import mlflow_routes, openai_routes
+from switchyard_gateway.http import auth, mlflow_routes, openai_routes
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.metrics import GatewayMetrics
@@ -62,9 +63,17 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
                adapters: AdapterLookup, sources: Sequence[Source] = (),
                cooldown_clock: Clock | None = None,
                metrics: GatewayMetrics | None = None) -> web.Application:
-    """Build the gateway app (not yet running)."""
-    app = web.Application(middlewares=[error_middleware],
-                          client_max_size=settings.max_body_bytes)
+    """Build the gateway app (not yet running).
+
+    Raises OSError when `settings.auth_tokens_file` is set but cannot be read.
+    """
+    middlewares: list[Middleware] = [error_middleware]
+    tokens: auth.TokenFile | None = None
+    if settings.auth_tokens_file is not None:
+        tokens = auth.TokenFile(settings.auth_tokens_file)
+        tokens.load()
+        middlewares.append(auth.middleware(tokens))
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     metrics = metrics or GatewayMetrics()
     store.subscribe(metrics.config_changed)
     state = GatewayState(settings=settings, store=store, metrics=metrics)
@@ -100,6 +109,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
 
     app.cleanup_ctx.append(upstream)
     app.cleanup_ctx.append(watching)
+    if tokens is not None:
+        app.cleanup_ctx.append(auth.watching(tokens, settings.poll_interval))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
