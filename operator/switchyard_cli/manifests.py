@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from switchyard_schema import manifests as schema_manifests
+
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -48,7 +50,7 @@ def read(paths: Sequence[str]) -> Iterator[Document]:
     for path in expand(paths):
         try:
             text = sys.stdin.read() if str(path) == "-" else path.read_text("utf-8")
-            docs = list(yaml.safe_load_all(text))
+            docs = list(schema_manifests.load_all(text))
         except (OSError, UnicodeDecodeError) as exc:
             raise UnreadableInput(f"{path}: cannot read: {exc}") from exc
         except yaml.YAMLError as exc:

@@ -60,3 +60,16 @@ def test_other_kinds_are_skipped_and_wrong_versions_of_ours_are_errors() -> None
     wrong = "apiVersion: switchyard.dev/v1\nkind: GatewayEndpoint\nmetadata: {name: c}\nspec: {}\n"
     result = switchyard("validate", "-", stdin=wrong)
     assert result.returncode == 1 and "apiVersion: must be switchyard.dev/v1alpha1" in result.stdout
+
+
+def test_yaml_is_read_as_kubectl_reads_it() -> None:
+    # kubectl (YAML 1.1) reads a bare `y` as a boolean: the API server rejects such a name.
+    manifest = (
+        "apiVersion: switchyard.dev/v1alpha1\nkind: GatewayEndpoint\nmetadata: {name: c}\n"
+        "spec:\n  trafficSplit:\n    - {name: y, provider: openai-compatible, model: m,\n"
+        "       baseUrl: 'http://127.0.0.1:1/v1', weight: 100}\n"
+    )
+    result = switchyard("validate", "-", stdin=manifest)
+    assert result.returncode == 1
+    assert "spec.trafficSplit[0].name: must be of type string" in result.stdout
+    assert switchyard("validate", "-", stdin=manifest.replace("name: y,", "name: 'y',")).returncode == 0

@@ -30,7 +30,14 @@ import yaml
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.secrets import Credentials, secret_entries
-from switchyard_schema import EndpointConfig, InvalidEndpoint, is_ours, normalize, parse_endpoint
+from switchyard_schema import (
+    EndpointConfig,
+    InvalidEndpoint,
+    is_ours,
+    manifests,
+    normalize,
+    parse_endpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +92,7 @@ def parse_files(files: Mapping[str, bytes], default_namespace: str) -> Snapshot:
     snap = Snapshot()
     for name, raw in files.items():
         try:
-            docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+            docs = [d for d in manifests.load_all(raw) if d is not None]
         except yaml.YAMLError as exc:
             snap.broken_files[name] = f"{name}: not valid YAML/JSON: {exc}"
             continue
