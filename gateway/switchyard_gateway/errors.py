@@ -65,6 +65,13 @@ class BodyTooLarge(CallerError):
     code = "request_too_large"
 
 
+class RequestTimeout(CallerError):
+    """The request body did not arrive in time (a slow or stalled client)."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class Unauthorized(CallerError):
     """Inbound authentication is on and the bearer token is missing or wrong."""
 

@@ -21,6 +21,12 @@ class GatewaySettings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_in_flight: int = 0  # 0: unlimited
     drain_seconds: float = 5.0
+    #: A connection with no complete request this long after it opened (or after its last
+    #: response) is closed: idle keep-alives and slowloris header dribbles alike. Above the
+    #: usual load-balancer idle timeout (60 s), so the balancer closes first.
+    keepalive_timeout: float = 75.0
+    #: The whole request body must arrive within this many seconds (else 408).
+    body_timeout: float = 60.0
     shutdown_timeout: float = 30.0
     config_path: str | None = None
     #: Cluster mode: namespaces to watch (empty: all) and an explicit kubeconfig (else

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("max-in-flight", 0, "gateway-wide in-flight request limit, 0 = unlimited", int)
     flag("drain-seconds", 5.0, "after SIGTERM, fail /readyz this long before closing", float)
     flag("shutdown-timeout", 30.0, "then wait this long for in-flight requests", float)
+    flag("keepalive-timeout", 75.0, "close a connection without a complete request after "
+         "this many seconds (idle keep-alive, slow headers; default 75)", float)
+    flag("body-timeout", 60.0, "the request body must arrive within this many seconds, "
+         "else 408 (default 60)", float)
     flag("auth-tokens-file", None, "require 'Authorization: Bearer <token>' on the API; "
          "tokens one per line, re-read on change (default: no inbound auth)")
     flag("workers", 1, "worker processes (only 1 is supported so far)", int)
@@ -58,6 +62,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         shutdown_timeout=float(args.shutdown_timeout), config_path=args.config,
         namespaces=tuple(n.strip() for n in str(args.namespaces).split(",") if n.strip()),
         kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
+        keepalive_timeout=float(args.keepalive_timeout), body_timeout=float(args.body_timeout),
     )
 
 

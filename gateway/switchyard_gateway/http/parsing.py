@@ -8,6 +8,7 @@ else through to the adapter untouched. Every problem is an `InvalidRequest` (400
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -31,13 +32,22 @@ class ParsedBody:
     user: str | None
 
 
-async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object. Raises BodyTooLarge (over `limit`) or InvalidRequest."""
+async def read_json(request: web.Request, limit: int,
+                    body_seconds: float | None = None) -> dict[str, Any]:
+    """The body as a JSON object.
+
+    Raises BodyTooLarge (over `limit`), RequestTimeout (not all there within `body_seconds`
+    seconds: a slow client must not hold a handler for ever) or InvalidRequest.
+    """
     try:
-        raw = await request.read()
+        async with asyncio.timeout(body_seconds):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise errors.BodyTooLarge(
             f"request body is over the limit of {limit} bytes") from exc
+    except TimeoutError:
+        raise errors.RequestTimeout(
+            f"the request body did not arrive within {body_seconds:g} seconds") from None
     return parse_json(raw)
 
 

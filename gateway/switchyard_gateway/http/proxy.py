@@ -71,7 +71,7 @@ async def serve(request: web.Request, task: Task, model: str | None = None) -> w
     """Handle one routed request for `task`; `model` given by the URL on MLflow paths."""
     state = request.app[STATE]
     trace = request[TRACE]
-    data = await read_json(request, state.settings.max_body_bytes)
+    data = await read_json(request, state.settings.max_body_bytes, state.settings.body_timeout)
     parsed = check_body(data, task, model)
     endpoint = resolve(state, parsed.model)
     trace.endpoint = endpoint.key
