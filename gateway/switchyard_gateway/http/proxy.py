@@ -27,7 +27,7 @@ def resolve(state: GatewayState, model: str) -> CompiledEndpoint:
     endpoint = state.store.resolve(model)
     if endpoint is None:
         raise errors.UnknownEndpoint(
-            f"no endpoint named {model!r} (use 'name' for the "
+            f"no endpoint named {errors.cut(model, 200)!r} (use 'name' for the "
             f"'{state.store.default_namespace}' namespace or 'namespace/name')")
     return endpoint
 
