@@ -24,6 +24,7 @@ import aiohttp
 
 from switchyard_gateway import errors
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
+from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.providers.base import (
     Adapter,
     ParsedResponse,
@@ -88,8 +89,10 @@ class UpstreamStream:
     """An open upstream SSE response, read one OpenAI-format event at a time."""
 
     def __init__(self, response: aiohttp.ClientResponse, translator: StreamTranslator,
-                 target: CompiledTarget, idle_timeout: float) -> None:
+                 target: CompiledTarget, idle_timeout: float,
+                 key: ApiKey | None = None) -> None:
         self._response = response
+        self._key = key
         self._translator = translator
         self._target = target
         self._idle = idle_timeout
@@ -119,6 +122,7 @@ class UpstreamStream:
                     self._pending.extend(self._translator.finish())
             except errors.UpstreamError as exc:
                 exc.target = exc.target or self._target.name
+                _redacted(exc, self._key)
                 raise
         return self._pending.popleft()
 
@@ -147,15 +151,16 @@ class AttemptRunner:
         self._adapters = adapters
         self._credentials = credentials
 
-    def _prepare(self, call: Call, target: CompiledTarget, stream: bool) -> UpstreamRequest:
+    def _prepare(self, call: Call, target: CompiledTarget,
+                 stream: bool) -> tuple[UpstreamRequest, ApiKey | None]:
         """Build the upstream request. Raises MissingCredential before anything is sent."""
         key = self._credentials.resolve(call.endpoint.namespace, target.api_key_ref, target.name)
         adapter = self._adapters(target.provider)
-        return adapter.build_request(target, call.endpoint.task, call.body, key, stream)
+        return adapter.build_request(target, call.endpoint.task, call.body, key, stream), key
 
     async def complete(self, call: Call, target: CompiledTarget, deadline: float) -> ParsedResponse:
         """One non-streaming attempt, bounded by `deadline` from start to full body."""
-        request = self._prepare(call, target, stream=False)
+        request, key = self._prepare(call, target, stream=False)
         adapter = self._adapters(target.provider)
         try:
             async with asyncio.timeout_at(deadline), self._send(request, call) as response:
@@ -164,16 +169,16 @@ class AttemptRunner:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_client_error(exc, target.name) from exc
         if not 200 <= status < 300:
-            raise _tagged(adapter.map_error(target, status, headers, raw), target)
+            raise _redacted(_tagged(adapter.map_error(target, status, headers, raw), target), key)
         try:
             return adapter.parse_response(target, call.endpoint.task, raw)
         except errors.UpstreamError as exc:
-            raise _tagged(exc, target) from None
+            raise _redacted(_tagged(exc, target), key) from None
 
     async def open_stream(self, call: Call, target: CompiledTarget,
                           deadline: float) -> UpstreamStream:
         """Send a streaming attempt and return once the response headers are in."""
-        request = self._prepare(call, target, stream=True)
+        request, key = self._prepare(call, target, stream=True)
         adapter = self._adapters(target.provider)
         response: aiohttp.ClientResponse | None = None
         try:
@@ -181,8 +186,9 @@ class AttemptRunner:
                 response = await self._send(request, call)
                 if not 200 <= response.status < 300:
                     raw = await response.read()
-                    raise _tagged(
-                        adapter.map_error(target, response.status, response.headers, raw), target)
+                    raise _redacted(_tagged(
+                        adapter.map_error(target, response.status, response.headers, raw),
+                        target), key)
         except (aiohttp.ClientError, TimeoutError) as exc:
             if response is not None:
                 response.close()
@@ -193,7 +199,7 @@ class AttemptRunner:
             raise
         translator = adapter.stream_translator(target, call.endpoint.task)
         return UpstreamStream(response, translator, target,
-                              call.endpoint.policy.stream_idle_timeout)
+                              call.endpoint.policy.stream_idle_timeout, key)
 
     def _send(self, request: UpstreamRequest, call: Call) -> Any:
         headers = {**request.headers, "x-request-id": call.request_id}
@@ -203,4 +209,15 @@ class AttemptRunner:
 
 def _tagged(exc: errors.UpstreamError, target: CompiledTarget) -> errors.UpstreamError:
     exc.target = exc.target or target.name
+    return exc
+
+
+def _redacted(exc: errors.UpstreamError, key: ApiKey | None) -> errors.UpstreamError:
+    """Cut the attempt's key out of an upstream message: some providers echo the key they
+    were sent (a misconfigured proxy, a debug endpoint), and caller faults pass the
+    provider's message through to the caller."""
+    secret = key.reveal() if key is not None else ""
+    if len(secret) >= 4 and secret in exc.message:
+        exc.message = exc.message.replace(secret, "[REDACTED]")
+        exc.args = (exc.message,)
     return exc
