@@ -48,7 +48,8 @@ async def test_gateway_conforms_to_its_openapi_description(tmp_path: pathlib.Pat
             str(st), "run", str(SPEC), "--url", gw.url, "--checks", CHECKS,
             "--max-examples", "15", "--seed", "1", "--request-timeout", "20",
             "--phases", "examples,coverage,fuzzing",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path)  # schemathesis keeps its example database in the working folder
         out, _ = await asyncio.wait_for(proc.communicate(), 240)
     report = out.decode(errors="replace")
     assert proc.returncode == 0, report[-6000:]
