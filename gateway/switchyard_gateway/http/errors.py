@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -33,7 +33,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def request_id_of(request: web.Request) -> str:
     """The caller's `x-request-id` when it is sane, else a fresh one."""
     given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    if given and _REQUEST_ID.match(given):
+        return given
+    # A unique id, not a secret: the PRNG is ~10x cheaper than uuid4's os.urandom syscall.
+    return f"{random.getrandbits(128):032x}"
 
 
 def routing_headers(trace: RequestTrace) -> dict[str, str]:

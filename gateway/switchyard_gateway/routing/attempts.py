@@ -33,6 +33,7 @@ from switchyard_gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
+from switchyard_gateway.routing.proxies import EnvProxies
 from switchyard_gateway.secrets import Credentials
 from switchyard_schema import Provider
 
@@ -44,9 +45,10 @@ def make_session(limit_per_host: int = 1000,
     """The process's one upstream session: large pool, proxies from env, TLS verified.
 
     No pool-wide limit (`limit=0`): many long streams to one provider must not queue
-    behind each other; the per-host limit is a guard rail. `trust_env` honours
-    HTTPS_PROXY/NO_PROXY. Timeouts are applied per attempt by this module, not here,
-    except the connect bound.
+    behind each other; the per-host limit is a guard rail. HTTPS_PROXY/NO_PROXY are
+    honoured by `AttemptRunner` through `proxies.EnvProxies` (read once), not by
+    `trust_env`, which re-reads the environment and ~/.netrc on every request. Timeouts
+    are applied per attempt by this module, not here, except the connect bound.
     """
     connector = aiohttp.TCPConnector(
         limit=0, limit_per_host=limit_per_host, ssl=ssl.create_default_context(),
@@ -54,7 +56,7 @@ def make_session(limit_per_host: int = 1000,
     )
     return aiohttp.ClientSession(
         connector=connector,
-        trust_env=True,
+        trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
         auto_decompress=True,
     )
@@ -150,6 +152,7 @@ class AttemptRunner:
         self._session = session
         self._adapters = adapters
         self._credentials = credentials
+        self._proxies = EnvProxies()
 
     def _prepare(self, call: Call, target: CompiledTarget,
                  stream: bool) -> tuple[UpstreamRequest, ApiKey | None]:
@@ -203,8 +206,10 @@ class AttemptRunner:
 
     def _send(self, request: UpstreamRequest, call: Call) -> Any:
         headers = {**request.headers, "x-request-id": call.request_id}
+        proxy, proxy_auth = self._proxies.for_url(request.url)
         return self._session.request(request.method, request.url, headers=headers,
-                                     data=request.body, allow_redirects=False)
+                                     data=request.body, allow_redirects=False,
+                                     proxy=proxy, proxy_auth=proxy_auth)
 
 
 def _tagged(exc: errors.UpstreamError, target: CompiledTarget) -> errors.UpstreamError:
