@@ -30,32 +30,64 @@ def _split(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the subcommand's flags."""
-    parser.add_argument("--namespaces", default=_env("namespaces"),
-                        help="comma list of namespaces to watch (default: all)")
-    parser.add_argument("--kubeconfig", default=_env("kubeconfig") or None,
-                        help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
-    parser.add_argument("--context", default=_env("context") or None,
-                        help="kubeconfig context (default: its current-context)")
-    parser.add_argument("--allowed-base-url-hosts", default=_env("allowed-base-url-hosts"),
-                        help="comma list of hosts a baseUrl may name; *.domain allowed;"
-                        " empty = any")
-    parser.add_argument("--allowed-env-keys", default=_env("allowed-env-keys"),
-                        help="comma list of env var names apiKey.envVar may name; empty = none")
-    parser.add_argument("--liveness-port", type=int,
-                        default=int(_env("liveness-port", "8081")),
-                        help="serve http://0.0.0.0:PORT/healthz (0 = off; default 8081)")
-    parser.add_argument("--standalone", action="store_true",
-                        default=_env("standalone").lower() in ("1", "true", "yes"),
-                        help="no leader election (a single replica, development, tests)")
-    parser.add_argument("--lease-name", default=_env("lease-name", "switchyard-operator"),
-                        help="Lease used for leader election (default switchyard-operator)")
-    parser.add_argument("--lease-namespace", default=_env("lease-namespace") or None,
-                        help="namespace of the Lease (default: the pod's or kubeconfig's)")
-    parser.add_argument("--lease-duration", type=int,
-                        default=int(_env("lease-duration", "15")),
-                        help="seconds a leader holds the Lease without renewing (default 15)")
-    parser.add_argument("--identity", default=_env("identity") or None,
-                        help="leader election identity (default: hostname-pid)")
+    parser.add_argument(
+        "--namespaces",
+        default=_env("namespaces"),
+        help="comma list of namespaces to watch (default: all)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=_env("kubeconfig") or None,
+        help="kubeconfig file (default: in-cluster, else ~/.kube/config)",
+    )
+    parser.add_argument(
+        "--context",
+        default=_env("context") or None,
+        help="kubeconfig context (default: its current-context)",
+    )
+    parser.add_argument(
+        "--allowed-base-url-hosts",
+        default=_env("allowed-base-url-hosts"),
+        help="comma list of hosts a baseUrl may name; *.domain allowed; empty = any",
+    )
+    parser.add_argument(
+        "--allowed-env-keys",
+        default=_env("allowed-env-keys"),
+        help="comma list of env var names apiKey.envVar may name; empty = none",
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=int(_env("liveness-port", "8081")),
+        help="serve http://0.0.0.0:PORT/healthz (0 = off; default 8081)",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        default=_env("standalone").lower() in ("1", "true", "yes"),
+        help="no leader election (a single replica, development, tests)",
+    )
+    parser.add_argument(
+        "--lease-name",
+        default=_env("lease-name", "switchyard-operator"),
+        help="Lease used for leader election (default switchyard-operator)",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=_env("lease-namespace") or None,
+        help="namespace of the Lease (default: the pod's or kubeconfig's)",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=int,
+        default=int(_env("lease-duration", "15")),
+        help="seconds a leader holds the Lease without renewing (default 15)",
+    )
+    parser.add_argument(
+        "--identity",
+        default=_env("identity") or None,
+        help="leader election identity (default: hostname-pid)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
 
 
@@ -78,6 +110,7 @@ async def _standby_liveness(port: int) -> AsyncIterator[None]:
     if not port:
         yield
         return
+
     async def healthz(_: web.Request) -> web.StreamResponse:
         return web.json_response({"standby": True})
 
@@ -111,24 +144,33 @@ async def _serve(args: argparse.Namespace) -> int:
         elector = None
         if not args.standalone:
             elector = lease.Elector(
-                client, args.lease_namespace or conn.default_namespace, args.lease_name,
+                client,
+                args.lease_namespace or conn.default_namespace,
+                args.lease_name,
                 args.identity or f"{socket.gethostname()}-{os.getpid()}",
-                duration=args.lease_duration)
+                duration=args.lease_duration,
+            )
             async with _standby_liveness(args.liveness_port):
                 await elector.acquire()
         keeper = asyncio.create_task(elector.keep(stop)) if elector else None
         try:
             assert handlers.ENDPOINTS  # the import registered the handlers
             await kopf.operator(
-                standalone=True, clusterwide=not namespaces, namespaces=namespaces,
-                liveness_endpoint=liveness, memo=kopf.Memo(runtime=runtime), stop_flag=stop)
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                liveness_endpoint=liveness,
+                memo=kopf.Memo(runtime=runtime),
+                stop_flag=stop,
+            )
         finally:
             if keeper is not None:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
-            if elector is not None and not (keeper and keeper.done() and stop.is_set()
-                                            and not keeper.cancelled()):
+            if elector is not None and not (
+                keeper and keeper.done() and stop.is_set() and not keeper.cancelled()
+            ):
                 await elector.release()
     lost = keeper is not None and stop.is_set() and not keeper.cancelled()
     return 1 if lost else 0
@@ -138,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the operator until SIGINT/SIGTERM (exit 0) or a lost Lease (exit 1)."""
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return asyncio.run(_serve(args))
     except ValueError as exc:  # unreadable kubeconfig, no cluster

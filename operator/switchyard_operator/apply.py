@@ -52,8 +52,9 @@ async def get_endpoint(
 ) -> dict[str, Any] | None:
     """The GatewayEndpoint, or None when it no longer exists."""
     try:
-        obj: dict[str, Any] = await _call("get endpoint", client.request(
-            "GET", _endpoint_path(namespace, name)))
+        obj: dict[str, Any] = await _call(
+            "get endpoint", client.request("GET", _endpoint_path(namespace, name))
+        )
     except kubeclient.NotFound:
         return None
     return obj
@@ -62,8 +63,12 @@ async def get_endpoint(
 async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> refs.SecretState:
     """Whether a Secret exists and carries the credential label (metadata only, no values)."""
     try:
-        meta = await _call("get secret metadata", client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=_METADATA_ONLY))
+        meta = await _call(
+            "get secret metadata",
+            client.request(
+                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=_METADATA_ONLY
+            ),
+        )
     except kubeclient.NotFound:
         return refs.SecretState(refs.Found.MISSING)
     labels = (meta.get("metadata") or {}).get("labels") or {}
@@ -98,7 +103,9 @@ def _owner_text(existing: dict[str, Any]) -> str:
 
 
 async def ensure_configmap(
-    client: kubeclient.Client, manifest: dict[str, Any], endpoint: GatewayEndpoint,
+    client: kubeclient.Client,
+    manifest: dict[str, Any],
+    endpoint: GatewayEndpoint,
     rendered_at: str,
 ) -> Outcome:
     """Create or update the endpoint's ConfigMap; no write when its spec hash is unchanged.
@@ -109,11 +116,11 @@ async def ensure_configmap(
     namespace, name = endpoint.namespace, manifest["metadata"]["name"]
     desired = render.with_runtime_fields(manifest, endpoint, rendered_at)
     try:
-        existing: dict[str, Any] = await _call("get configmap", client.request(
-            "GET", _configmap_path(namespace, name)))
+        existing: dict[str, Any] = await _call(
+            "get configmap", client.request("GET", _configmap_path(namespace, name))
+        )
     except kubeclient.NotFound:
-        await _call("create configmap", client.request(
-            "POST", _configmap_path(namespace), desired))
+        await _call("create configmap", client.request("POST", _configmap_path(namespace), desired))
         return Outcome(Written.CREATED)
     if render.controller_uid(existing) != endpoint.uid:
         return Outcome(
@@ -126,8 +133,9 @@ async def ensure_configmap(
     if annotations.get(render.SPEC_HASH) == manifest["metadata"]["annotations"][render.SPEC_HASH]:
         return Outcome(Written.UNCHANGED)
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-    await _call("update configmap", client.request(
-        "PUT", _configmap_path(namespace, name), desired))
+    await _call(
+        "update configmap", client.request("PUT", _configmap_path(namespace, name), desired)
+    )
     return Outcome(Written.UPDATED)
 
 
@@ -136,9 +144,15 @@ async def patch_status(
 ) -> None:
     """Merge-patch `status` through the status subresource (a vanished endpoint is ignored)."""
     try:
-        await _call("patch status", client.request(
-            "PATCH", _endpoint_path(namespace, name) + "/status", {"status": status},
-            content_type="application/merge-patch+json"))
+        await _call(
+            "patch status",
+            client.request(
+                "PATCH",
+                _endpoint_path(namespace, name) + "/status",
+                {"status": status},
+                content_type="application/merge-patch+json",
+            ),
+        )
     except kubeclient.NotFound:
         return
 

@@ -61,9 +61,7 @@ def login(*, memo: Any, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.index("v1", "secrets", labels=CREDENTIALS)
-def credentials(
-    *, namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
+def credentials(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """(namespace, secret) -> frozenset of its key names (values are dropped here)."""
     data = body.get("data") or {}
     return {(namespace, name): frozenset(data)}
@@ -103,5 +101,6 @@ async def credential_changed(
         except kopf.PermanentError:
             pass  # already reported in the endpoint's status and Events
         except kopf.TemporaryError as exc:
-            logger.warning("re-reconciling %s/%s after Secret %s changed: %s",
-                           namespace, endpoint, name, exc)
+            logger.warning(
+                "re-reconciling %s/%s after Secret %s changed: %s", namespace, endpoint, name, exc
+            )

@@ -44,11 +44,18 @@ class Elector:
         try:
             lease = await self.client.request("GET", f"{self._path}/{self.name}")
         except kubeclient.NotFound:
-            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace},
-                    "spec": {"holderIdentity": self.identity, "leaseDurationSeconds":
-                             self.duration, "acquireTime": now, "renewTime": now,
-                             "leaseTransitions": 0}}
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": self.duration,
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseTransitions": 0,
+                },
+            }
             await self.client.request("POST", self._path, body)
             return True
         spec = lease.get("spec") or {}
@@ -57,14 +64,14 @@ class Elector:
             self._seen, self._seen_at = record, time.monotonic()
         holder = spec.get("holderIdentity")
         expired = time.monotonic() - self._seen_at > int(
-            spec.get("leaseDurationSeconds") or self.duration)
+            spec.get("leaseDurationSeconds") or self.duration
+        )
         if holder and holder != self.identity and not expired:
             return False
         if holder != self.identity:
             spec["acquireTime"] = now
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        spec.update(holderIdentity=self.identity, renewTime=now,
-                    leaseDurationSeconds=self.duration)
+        spec.update(holderIdentity=self.identity, renewTime=now, leaseDurationSeconds=self.duration)
         lease["spec"] = spec
         await self.client.request("PUT", f"{self._path}/{self.name}", lease)
         return True
@@ -78,8 +85,9 @@ class Elector:
 
     async def acquire(self) -> None:
         """Wait until this candidate holds the Lease."""
-        logger.info("waiting to lead via Lease %s/%s as %s", self.namespace, self.name,
-                    self.identity)
+        logger.info(
+            "waiting to lead via Lease %s/%s as %s", self.namespace, self.name, self.identity
+        )
         never = asyncio.Event()  # waited on with a timeout: a sleep between attempts
         while not await self._attempt():
             with contextlib.suppress(TimeoutError):

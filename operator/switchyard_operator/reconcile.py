@@ -66,22 +66,29 @@ async def _refs_condition(
     unresolved = refs.resolve(namespace, found_refs, states)
     if not unresolved:
         return status.Condition(
-            status.RESOLVED_REFS, status.TRUE, "AllRefsResolved",
+            status.RESOLVED_REFS,
+            status.TRUE,
+            "AllRefsResolved",
             "every referenced Secret and key exists and is labelled"
-            if found_refs else "no Secret referenced"), []
+            if found_refs
+            else "no Secret referenced",
+        ), []
     reason, message = refs.describe(unresolved)
     return status.Condition(status.RESOLVED_REFS, status.FALSE, reason, message), unresolved
 
 
 async def _write_status(
-    rt: Runtime, body: dict[str, Any], conditions: list[status.Condition],
+    rt: Runtime,
+    body: dict[str, Any],
+    conditions: list[status.Condition],
     summary: status.Summary,
 ) -> list[Mapping[str, Any]]:
     """Patch status when it changed; return the conditions that transitioned."""
     meta = body["metadata"]
     previous = body.get("status") or {}
-    new = status.build(previous, conditions, summary, int(meta.get("generation") or 1),
-                       status.now_rfc3339())
+    new = status.build(
+        previous, conditions, summary, int(meta.get("generation") or 1), status.now_rfc3339()
+    )
     if status.changed(previous, new):
         await apply.patch_status(rt.client, meta["namespace"], meta["name"], new)
     return status.transitions(previous.get("conditions") or [], new["conditions"])
@@ -100,19 +107,29 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
     refs_cond, _ = await _refs_condition(rt, namespace, body.get("spec"), credentials)
     schema_problems, policy_problems = validate.check(body, rt.policy)
     if schema_problems or policy_problems:
-        await _reject(rt, body, refs_cond, schema_problems or policy_problems,
-                      "InvalidSpec" if schema_problems else "PolicyViolation")
+        await _reject(
+            rt,
+            body,
+            refs_cond,
+            schema_problems or policy_problems,
+            "InvalidSpec" if schema_problems else "PolicyViolation",
+        )
         return
     endpoint = parse_endpoint(body)
     config = normalize(endpoint)
     manifest = render.configmap(endpoint, config)
     outcome = await apply.ensure_configmap(rt.client, manifest, endpoint, render.rfc3339_now())
-    accepted = status.Condition(status.ACCEPTED, status.TRUE, "Valid",
-                                "the spec passed validation and the platform's policy")
+    accepted = status.Condition(
+        status.ACCEPTED,
+        status.TRUE,
+        "Valid",
+        "the spec passed validation and the platform's policy",
+    )
     ready = _ready(endpoint, config.spec_hash, outcome, refs_cond)
     summary = status.Summary(
-        config_map_name=manifest["metadata"]["name"] if outcome.written is not
-        apply.Written.CONFLICT else None,
+        config_map_name=manifest["metadata"]["name"]
+        if outcome.written is not apply.Written.CONFLICT
+        else None,
         spec_hash=config.spec_hash if outcome.written is not apply.Written.CONFLICT else None,
         targets=targets_summary(config),
         fallback_count=len(config.fallbacks),
@@ -125,7 +142,9 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
 
 
 def _ready(
-    endpoint: GatewayEndpoint, spec_hash: str, outcome: apply.Outcome,
+    endpoint: GatewayEndpoint,
+    spec_hash: str,
+    outcome: apply.Outcome,
     refs_cond: status.Condition,
 ) -> status.Condition:
     name = render.configmap_name(endpoint.name)
@@ -133,16 +152,23 @@ def _ready(
         return status.Condition(status.READY, status.FALSE, "ConfigMapConflict", outcome.detail)
     if refs_cond.status != status.TRUE:
         return status.Condition(
-            status.READY, status.FALSE, "UnresolvedRefs",
+            status.READY,
+            status.FALSE,
+            "UnresolvedRefs",
             f"rendered to ConfigMap {name} ({spec_hash}), but targets that need an"
-            f" unresolved Secret will fail: {refs_cond.message}")
-    return status.Condition(status.READY, status.TRUE, "Rendered",
-                            f"rendered to ConfigMap {name} ({spec_hash})")
+            f" unresolved Secret will fail: {refs_cond.message}",
+        )
+    return status.Condition(
+        status.READY, status.TRUE, "Rendered", f"rendered to ConfigMap {name} ({spec_hash})"
+    )
 
 
 async def _reject(
-    rt: Runtime, body: dict[str, Any], refs_cond: status.Condition,
-    problems: list[Any], reason: str,
+    rt: Runtime,
+    body: dict[str, Any],
+    refs_cond: status.Condition,
+    problems: list[Any],
+    reason: str,
 ) -> None:
     message = validate.describe(problems)
     keep = "; the last rendered ConfigMap (if any) keeps serving"
@@ -161,12 +187,16 @@ async def _reject(
 
 
 def _post_events(
-    body: dict[str, Any], moved: list[Mapping[str, Any]], outcome: apply.Outcome,
-    cm_name: str, spec_hash: str,
+    body: dict[str, Any],
+    moved: list[Mapping[str, Any]],
+    outcome: apply.Outcome,
+    cm_name: str,
+    spec_hash: str,
 ) -> None:
     if outcome.written in (apply.Written.CREATED, apply.Written.UPDATED):
-        apply.post_event(body, "Normal", "Rendered",
-                         f"ConfigMap {cm_name} {outcome.written.value} ({spec_hash})")
+        apply.post_event(
+            body, "Normal", "Rendered", f"ConfigMap {cm_name} {outcome.written.value} ({spec_hash})"
+        )
     for cond in moved:
         kind, ok = cond["type"], cond["status"] == status.TRUE
         if kind == status.ACCEPTED and ok:

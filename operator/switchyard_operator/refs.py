@@ -40,9 +40,7 @@ def secret_refs(spec: Any) -> list[SecretRef]:
             ref = api_key.get("secretKeyRef") if isinstance(api_key, dict) else None
             if isinstance(ref, dict) and isinstance(ref.get("name"), str):
                 out.append(
-                    SecretRef(
-                        ref["name"], str(ref.get("key", "")), f"spec.{field}[{i}].apiKey"
-                    )
+                    SecretRef(ref["name"], str(ref.get("key", "")), f"spec.{field}[{i}].apiKey")
                 )
     return out
 
@@ -100,9 +98,7 @@ def _problem(namespace: str, ref: SecretRef, state: SecretState) -> Unresolved |
     if state.found is Found.MISSING:
         return Unresolved(ref, "SecretNotFound", f"{where} does not exist")
     if state.found is Found.UNLABELLED:
-        fix = (
-            f"kubectl label secret {ref.name} -n {namespace} {CREDENTIAL_LABEL}=true"
-        )
+        fix = f"kubectl label secret {ref.name} -n {namespace} {CREDENTIAL_LABEL}=true"
         return Unresolved(
             ref,
             "SecretNotLabelled",

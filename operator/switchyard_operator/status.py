@@ -91,8 +91,9 @@ def build(
 ) -> dict[str, Any]:
     """The whole new status. Summary fields left None keep their previous values."""
     out: dict[str, Any] = {
-        k: v for k, v in previous.items() if k in ("configMapName", "specHash", "targets",
-                                                   "fallbackCount")
+        k: v
+        for k, v in previous.items()
+        if k in ("configMapName", "specHash", "targets", "fallbackCount")
     }
     fields = {
         "configMapName": summary.config_map_name,

@@ -14,15 +14,27 @@ AB_SPLIT: dict[str, Any] = {
     "spec": {
         "task": "chat",
         "trafficSplit": [
-            {"name": "gpt5", "provider": "openai", "model": "gpt-5", "weight": 50,
-             "apiKey": {"secretKeyRef": {"name": "openai-key", "key": "api-key"}}},
-            {"name": "claude", "provider": "anthropic", "model": "claude-sonnet-4-5",
-             "weight": 50,
-             "apiKey": {"secretKeyRef": {"name": "anthropic-key", "key": "api-key"}}},
+            {
+                "name": "gpt5",
+                "provider": "openai",
+                "model": "gpt-5",
+                "weight": 50,
+                "apiKey": {"secretKeyRef": {"name": "openai-key", "key": "api-key"}},
+            },
+            {
+                "name": "claude",
+                "provider": "anthropic",
+                "model": "claude-sonnet-4-5",
+                "weight": 50,
+                "apiKey": {"secretKeyRef": {"name": "anthropic-key", "key": "api-key"}},
+            },
         ],
         "fallbacks": [
-            {"provider": "openai-compatible", "model": "llama",
-             "baseUrl": "http://vllm.models.svc.cluster.local:8000/v1"},
+            {
+                "provider": "openai-compatible",
+                "model": "llama",
+                "baseUrl": "http://vllm.models.svc.cluster.local:8000/v1",
+            },
             {"provider": "openai", "model": "gpt-5-mini", "apiKey": {"envVar": "OPENAI_KEY"}},
         ],
     },

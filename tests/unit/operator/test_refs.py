@@ -25,8 +25,13 @@ def test_all_resolved() -> None:
 
 def test_missing_unlabelled_and_missing_key() -> None:
     spec = manifest()["spec"]
-    spec["fallbacks"].append({"provider": "gemini", "model": "g",
-                              "apiKey": {"secretKeyRef": {"name": "gem", "key": "k"}}})
+    spec["fallbacks"].append(
+        {
+            "provider": "gemini",
+            "model": "g",
+            "apiKey": {"secretKeyRef": {"name": "gem", "key": "k"}},
+        }
+    )
     states = {
         "anthropic-key": refs.SecretState(refs.Found.UNLABELLED),
         "gem": refs.SecretState(refs.Found.LABELLED, frozenset({"other"})),
@@ -38,14 +43,15 @@ def test_missing_unlabelled_and_missing_key() -> None:
         ("gem", "SecretKeyNotFound"),
     ]
     assert "Secret team-a/openai-key (key 'api-key'" in out[0].message
-    assert ("kubectl label secret anthropic-key -n team-a switchyard.dev/credential=true"
-            in out[1].message)
+    assert (
+        "kubectl label secret anthropic-key -n team-a switchyard.dev/credential=true"
+        in out[1].message
+    )
     assert "has no key 'k'" in out[2].message
     reason, message = refs.describe(out)
     assert reason == "SecretNotFound" and message.count("Secret team-a/") == 3
 
 
 def test_unknown_keys_are_assumed_present() -> None:
-    states = {"openai-key": refs.SecretState(refs.Found.LABELLED, None),
-              "anthropic-key": LABELLED}
+    states = {"openai-key": refs.SecretState(refs.Found.LABELLED, None), "anthropic-key": LABELLED}
     assert refs.resolve("team-a", refs.secret_refs(AB_SPLIT["spec"]), states) == []

@@ -23,8 +23,10 @@ def test_configmap_name_labels_hash_and_payload() -> None:
     payload = json.loads(cm["data"]["endpoint.json"])
     assert payload["specHash"] == config.spec_hash
     assert payload["generation"] == 3
-    assert [t["name"] for t in payload["fallbacks"]] == ["openai-compatible-llama",
-                                                          "openai-gpt-5-mini"]
+    assert [t["name"] for t in payload["fallbacks"]] == [
+        "openai-compatible-llama",
+        "openai-gpt-5-mini",
+    ]
     assert "ownerReferences" not in cm["metadata"]
 
 
@@ -53,10 +55,16 @@ def test_runtime_fields_are_added_to_a_copy() -> None:
     assert stamp == "2025-01-02T03:04:05.678901Z"
     full = render.with_runtime_fields(pure, endpoint, stamp)
     assert "ownerReferences" not in pure["metadata"]
-    assert full["metadata"]["ownerReferences"] == [{
-        "apiVersion": "switchyard.dev/v1alpha1", "kind": "GatewayEndpoint", "name": "chat",
-        "uid": "uid-1", "controller": True, "blockOwnerDeletion": True,
-    }]
+    assert full["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "switchyard.dev/v1alpha1",
+            "kind": "GatewayEndpoint",
+            "name": "chat",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert full["metadata"]["annotations"]["switchyard.dev/rendered-at"] == stamp
     assert render.controller_uid(full) == "uid-1"
     assert render.controller_uid(pure) is None

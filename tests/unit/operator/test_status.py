@@ -26,8 +26,14 @@ def test_first_status_has_every_field() -> None:
     assert new["targets"] == "gpt5:50,claude:50"
     assert new["fallbackCount"] == 2
     ready = status.find(new["conditions"], "Ready")
-    assert ready == {"type": "Ready", "status": "True", "reason": "Rendered", "message": "msg",
-                     "lastTransitionTime": T0, "observedGeneration": 4}
+    assert ready == {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Rendered",
+        "message": "msg",
+        "lastTransitionTime": T0,
+        "observedGeneration": 4,
+    }
 
 
 def test_same_outcome_later_changes_nothing() -> None:
@@ -52,8 +58,9 @@ def test_transition_time_moves_only_with_the_status() -> None:
 
 def test_rejected_spec_keeps_last_rendered_summary() -> None:
     first = status.build({}, _conds(), SUMMARY, 4, T0)
-    rejected = status.build(first, _conds("False", "InvalidSpec"),
-                            status.Summary(None, None, None, None), 5, T1)
+    rejected = status.build(
+        first, _conds("False", "InvalidSpec"), status.Summary(None, None, None, None), 5, T1
+    )
     assert rejected["configMapName"] == "gwe-chat"
     assert rejected["specHash"] == "sha256:aa"
     assert rejected["observedGeneration"] == 5
@@ -62,5 +69,9 @@ def test_rejected_spec_keeps_last_rendered_summary() -> None:
 def test_foreign_condition_types_are_kept() -> None:
     previous = {"conditions": [{"type": "Audited", "status": "True"}]}
     new = status.build(previous, _conds(), SUMMARY, 1, T0)
-    assert [c["type"] for c in new["conditions"]] == ["Ready", "Accepted", "ResolvedRefs",
-                                                      "Audited"]
+    assert [c["type"] for c in new["conditions"]] == [
+        "Ready",
+        "Accepted",
+        "ResolvedRefs",
+        "Audited",
+    ]

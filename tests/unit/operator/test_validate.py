@@ -47,6 +47,7 @@ def test_env_var_needs_the_allow_list() -> None:
     _, problems = validate.check(manifest(), validate.Policy())
     assert [p.path for p in problems] == ["spec.fallbacks[1].apiKey.envVar"]
     assert "'OPENAI_KEY' is not in the operator's allowed env keys (none are allowed)" in str(
-        problems[0])
+        problems[0]
+    )
     _, problems = validate.check(manifest(), validate.Policy.from_lists([], ["OTHER"]))
     assert "(OTHER)" in problems[0].message
