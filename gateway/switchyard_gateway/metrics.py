@@ -5,15 +5,28 @@ apps in one test process do not share counters). The HTTP layer calls `observe_r
 once per request; the config store's listener hook calls `config_changed`. Labels are
 endpoint keys, target names, outcomes and hashes only: never key material, bodies or
 caller identities.
+
+With `--workers N` (PROMETHEUS_MULTIPROC_DIR set, see `workers.py`) every worker writes
+its samples to that folder and `render` returns the sum over live workers; gauges say how
+they aggregate (`multiprocess_mode`). The staleness gauge is computed on scrape, so it
+lives in a per-worker registry and reports the worker that answered the scrape.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from switchyard_gateway.config.store import ChangeKind, ConfigChange
 from switchyard_gateway.routing.router import RequestTrace
@@ -48,14 +61,15 @@ class GatewayMetrics:
         self.tokens = Counter("switchyard_tokens", "Tokens reported by providers",
                               ["endpoint", "target", "kind"], registry=r)
         self.active_streams = Gauge("switchyard_active_streams", "Streams being relayed",
-                                    ["endpoint"], registry=r)
+                                    ["endpoint"], registry=r, multiprocess_mode="livesum")
         self.in_flight = Gauge("switchyard_in_flight_requests", "Requests in flight",
-                               registry=r)
+                               registry=r, multiprocess_mode="livesum")
         self.config_events = Counter("switchyard_config_changes", "Config changes by kind "
                                      "(applied, unchanged, removed, rejected)",
                                      ["endpoint", "kind"], registry=r)
         self.config_hash = Gauge("switchyard_endpoint_config_info", "1 for the applied config "
-                                 "hash of each endpoint", ["endpoint", "spec_hash"], registry=r)
+                                 "hash of each endpoint", ["endpoint", "spec_hash"], registry=r,
+                                 multiprocess_mode="livemax")
         self.shed = Counter("switchyard_shed_requests", "Requests refused by load shedding",
                             ["scope"], registry=r)
         self.propagation = Histogram(
@@ -65,14 +79,20 @@ class GatewayMetrics:
         self.refused_configmaps = Counter(
             "switchyard_configmaps_refused", "ConfigMaps refused: forged (no live owning "
             "GatewayEndpoint) or invalid (payload does not validate)", ["reason"], registry=r)
+        self._local = CollectorRegistry(auto_describe=True)
         self.staleness = Gauge(
             "switchyard_config_staleness_seconds", "Seconds since the least recently heard-from "
-            "watch reached the API server (grows while it is unreachable)", registry=r)
+            "watch reached the API server (grows while it is unreachable)",
+            registry=self._local)
         self._hashes: dict[str, str] = {}
 
     def render(self) -> bytes:
-        """The text exposition format for `/metrics`."""
-        return bytes(generate_latest(self.registry))
+        """The text exposition format for `/metrics` (summed over workers in multi-process mode)."""
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(registry)) + bytes(generate_latest(self._local))
 
     def config_changed(self, change: ConfigChange) -> None:
         """Store listener: count the change and keep the applied-hash gauge current."""
@@ -85,6 +105,8 @@ class GatewayMetrics:
     def _set_hash(self, key: str, spec_hash: str | None) -> None:
         old = self._hashes.pop(key, None)
         if old is not None:
+            # Zero first: in multi-process mode `remove` leaves the sample in the shared file.
+            self.config_hash.labels(key, old).set(0)
             self.config_hash.remove(key, old)
         if spec_hash is not None:
             self._hashes[key] = spec_hash

@@ -4,7 +4,7 @@ Called by `switchyard gateway`. Shutdown order (Kubernetes-friendly): on SIGTERM
 `/readyz` fails at once while requests are still served for `drain_seconds` (so the
 Service stops sending new traffic), then the listener closes and in-flight requests and
 streams get up to `shutdown_timeout` to finish before they are cancelled. uvloop is used
-when installed.
+when installed. `--workers N` forks N such processes on one port (`workers.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
@@ -89,7 +90,8 @@ async def serve(settings: GatewaySettings,
                            keepalive_timeout=settings.keepalive_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port,
-                       shutdown_timeout=settings.shutdown_timeout)
+                       shutdown_timeout=settings.shutdown_timeout,
+                       reuse_port=settings.reuse_port or None)
     await site.start()
     port = _bound_port(runner, settings.port)
     log.info("gateway listening on %s:%d", settings.host, port)
@@ -116,8 +118,18 @@ def _bound_port(runner: web.AppRunner, default: int) -> int:
     return default
 
 
-def run(settings: GatewaySettings) -> None:
-    """Blocking entry point, on uvloop when available."""
+def run(settings: GatewaySettings, workers: int = 1) -> int:
+    """Blocking entry point, on uvloop when available; `workers` > 1 forks (`workers.py`).
+
+    Returns the exit code.
+    """
+    if workers > 1:
+        return worker_processes.run(settings, workers, _run_one)
+    _run_one(settings)
+    return 0
+
+
+def _run_one(settings: GatewaySettings) -> None:
     try:
         import uvloop
     except ImportError:  # uvloop is optional (not on Windows)

@@ -15,6 +15,8 @@ class GatewaySettings:
 
     host: str = "0.0.0.0"
     port: int = 8080
+    #: Bind with SO_REUSEPORT (set for each worker in `--workers N` mode).
+    reuse_port: bool = False
     default_namespace: str = "default"
     #: None allows every env var name (standalone default); a tuple is an allow-list.
     allow_env_keys: tuple[str, ...] | None = None

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          "else 408 (default 60)", float)
     flag("auth-tokens-file", None, "require 'Authorization: Bearer <token>' on the API; "
          "tokens one per line, re-read on change (default: no inbound auth)")
-    flag("workers", 1, "worker processes (only 1 is supported so far)", int)
+    flag("workers", 1, "worker processes sharing the port with SO_REUSEPORT (default 1); "
+         "metrics are summed over workers (Prometheus multiprocess mode)", int)
     flag("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
 
 
@@ -78,12 +79,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"switchyard gateway: --auth-tokens-file {args.auth_tokens_file}: no such file",
               file=sys.stderr)
         return 2
-    if int(args.workers) != 1:
-        print("switchyard gateway: --workers > 1 is not supported yet", file=sys.stderr)
+    if int(args.workers) < 1:
+        print("switchyard gateway: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        serve.run(settings_from(args))
+        return serve.run(settings_from(args), int(args.workers))
     except KubeError as exc:
         print(f"switchyard gateway: cluster mode: {exc}", file=sys.stderr)
         return 2
-    return 0
