@@ -24,12 +24,11 @@ from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http.app import create_app
 from switchyard_gateway.http.state import STATE
-from switchyard_gateway.kube import client as kube_client
-from switchyard_gateway.kube.client import KubeClient
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
+from switchyard_kube import client as kube
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class QuietParserErrors(logging.Filter):
 def build_app(settings: GatewaySettings) -> web.Application:
     """The app: standalone (a file source over `config_path`) or in-cluster (watches).
 
-    Raises `kube.client.KubeError` when cluster mode has no credentials.
+    Raises `ValueError` when cluster mode finds no credentials.
     """
     store = ConfigStore(settings.default_namespace)
     if settings.config_path is not None:
@@ -68,7 +67,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
         return create_app(settings, store, credentials, registry.adapter_for, [source])
     # In a cluster, env keys are platform keys: none unless --allow-env-keys names them.
     credentials = Credentials(os.environ, settings.allow_env_keys or ())
-    client = KubeClient(kube_client.load(settings.kubeconfig))
+    client = kube.Client(kube.load(settings.kubeconfig))
     metrics = GatewayMetrics()
     hooks = ClusterHooks(
         propagation=metrics.propagation.observe,

@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from switchyard_gateway import serve
-from switchyard_gateway.kube.client import KubeError
 from switchyard_gateway.settings import GatewaySettings
 
 
@@ -84,6 +83,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return serve.run(settings_from(args), int(args.workers))
-    except KubeError as exc:
+    except ValueError as exc:
         print(f"switchyard gateway: cluster mode: {exc}", file=sys.stderr)
         return 2

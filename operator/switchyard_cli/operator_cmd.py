@@ -92,14 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _connection(args: argparse.Namespace) -> object:
-    from switchyard_operator import kubeclient
+    from switchyard_kube import client as kubeclient
 
-    if args.kubeconfig:
-        return kubeclient.load_kubeconfig(args.kubeconfig, args.context)
-    try:
-        return kubeclient.load_in_cluster()
-    except ValueError:
-        return kubeclient.load_kubeconfig(os.path.expanduser("~/.kube/config"), args.context)
+    return kubeclient.load(args.kubeconfig, args.context)
 
 
 @contextlib.asynccontextmanager
@@ -129,7 +124,8 @@ async def _standby_liveness(port: int) -> AsyncIterator[None]:
 async def _serve(args: argparse.Namespace) -> int:
     import kopf
 
-    from switchyard_operator import handlers, kubeclient, lease, reconcile, validate
+    from switchyard_kube import client as kubeclient
+    from switchyard_operator import handlers, lease, reconcile, validate
 
     conn = _connection(args)
     assert isinstance(conn, kubeclient.Connection)

@@ -1,10 +1,11 @@
-"""A small async Kubernetes API client: connection settings and JSON requests over aiohttp.
+"""Connection settings, JSON requests and watch streams over aiohttp.
 
-Callers: `apply.py` and `lease.py` (the operator's only modules that talk to the API
-server) and the CLI, which loads the connection once and hands the same credentials to
-Kopf's login handler. It maps HTTP statuses to a small error tree in one place and never
-puts a response body longer than a short cut-off into an exception (a Secret's body must
-never reach a log).
+Callers: the operator's `apply.py` and `lease.py` (its only modules that talk to the API
+server), the gateway's in-cluster config source (through `reflector.py`), and the CLI,
+which loads the connection once (`load`). It maps HTTP statuses to a small error tree in
+one place and never puts a response body longer than a short cut-off into an exception
+(a Secret's body must never reach a log). Tokens are re-read from their file on every
+request, as projected ServiceAccount tokens rotate.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import ssl
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,10 @@ class Conflict(ApiError):
 
 class Transient(ApiError):
     """429, 5xx, or the server could not be reached: worth retrying."""
+
+
+class Gone(ApiError):
+    """410: a watch's resourceVersion is too old; list again."""
 
 
 def _read_data(entry: dict[str, Any], key: str, base_dir: Path) -> bytes | None:
@@ -122,6 +128,26 @@ def load_in_cluster() -> Connection:
     )
 
 
+def load(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """An explicit kubeconfig, else in-cluster credentials, else ~/.kube/config.
+
+    The KUBECONFIG environment variable is deliberately ignored: a process started by a
+    test must never reach whatever cluster the developer's shell points at. Raises
+    `ValueError` when none of the three is available.
+    """
+    if kubeconfig:
+        return load_kubeconfig(kubeconfig, context)
+    try:
+        return load_in_cluster()
+    except ValueError:
+        home = Path("~/.kube/config").expanduser()
+        if not home.is_file():
+            raise ValueError(
+                "not in a cluster, no --kubeconfig given and no ~/.kube/config"
+            ) from None
+        return load_kubeconfig(home, context)
+
+
 def _ssl_context(conn: Connection) -> ssl.SSLContext | bool:
     if not conn.server.startswith("https"):
         return False
@@ -152,6 +178,8 @@ def _error(status: int, text: str) -> ApiError:
         return NotFound(status, reason or "NotFound", message)
     if status == 409:
         return Conflict(status, reason or "Conflict", message)
+    if status == 410:
+        return Gone(status, reason or "Expired", message)
     if status == 429 or status >= 500:
         return Transient(status, reason or "ServerError", message)
     return ApiError(status, reason or "Error", message)
@@ -211,4 +239,31 @@ class Client:
                     raise _error(resp.status, text)
                 return await resp.json(content_type=None) if text else None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise Transient(0, "Unreachable", type(exc).__name__) from exc
+
+    async def watch(
+        self, path: str, params: dict[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream the events of one watch until the server ends it.
+
+        Raises `Gone` (410), `Transient` (unreachable, 5xx, a stalled stream) or `ApiError`.
+        """
+        if self._session is None:
+            raise RuntimeError("Client used outside `async with`")
+        headers = {"Accept": "application/json"}
+        token = self.conn.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
+        try:
+            async with self._session.get(
+                self.conn.server + path, params={**params, "watch": "true"},
+                headers=headers, timeout=timeout,
+            ) as resp:
+                if resp.status >= 400:
+                    raise _error(resp.status, await resp.text())
+                async for line in resp.content:
+                    if line.strip():
+                        yield json.loads(line)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise Transient(0, "Unreachable", type(exc).__name__) from exc

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from switchyard_gateway.kube.client import Gone, KubeClient, KubeError
+from switchyard_kube.client import ApiError, Client, Gone
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Reflector:
 
     def __init__(
         self,
-        client: KubeClient,
+        client: Client,
         path: str,
         *,
         label_selector: str = "",
@@ -70,7 +70,7 @@ class Reflector:
             except Gone:
                 log.info("%r: resourceVersion expired, relisting", self)
                 self.resource_version = ""
-            except KubeError as exc:
+            except ApiError as exc:
                 failures += 1
                 delay = min(self._max_backoff, 0.2 * 2 ** min(failures, 8))
                 delay *= random.uniform(0.5, 1.0)  # jitter: replicas must not reconnect in step
@@ -108,8 +108,9 @@ class Reflector:
             kind, obj = event.get("type", ""), event.get("object", {})
             if kind == "ERROR":
                 if obj.get("code") == 410:
-                    raise Gone(410, str(obj.get("message", "")))
-                raise KubeError(int(obj.get("code") or 0), str(obj.get("message", "")))
+                    raise Gone(410, "Expired", str(obj.get("message", "")))
+                raise ApiError(int(obj.get("code") or 0), str(obj.get("reason", "")),
+                               str(obj.get("message", "")))
             version = obj.get("metadata", {}).get("resourceVersion")
             if version:
                 self.resource_version = version

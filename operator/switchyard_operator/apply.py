@@ -16,7 +16,8 @@ from typing import Any, TypeVar, cast
 
 import kopf
 
-from switchyard_operator import kubeclient, refs, render
+from switchyard_kube import client as kubeclient
+from switchyard_operator import refs, render
 from switchyard_schema import GROUP, PLURAL, VERSION, GatewayEndpoint
 
 T = TypeVar("T")

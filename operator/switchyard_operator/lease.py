@@ -16,7 +16,8 @@ import logging
 import time
 from typing import Any
 
-from switchyard_operator import kubeclient, render
+from switchyard_kube import client as kubeclient
+from switchyard_operator import render
 
 logger = logging.getLogger(__name__)
 

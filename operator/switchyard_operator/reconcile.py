@@ -18,7 +18,8 @@ from typing import Any
 
 import kopf
 
-from switchyard_operator import apply, kubeclient, refs, render, status, validate
+from switchyard_kube import client as kubeclient
+from switchyard_operator import apply, refs, render, status, validate
 from switchyard_schema import GatewayEndpoint, normalize, parse_endpoint, targets_summary
 
 #: (namespace, secret name) -> key names, from the label-selected Secret watch.

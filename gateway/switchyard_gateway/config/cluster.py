@@ -24,9 +24,9 @@ from typing import Any
 
 from switchyard_gateway.config.store import ChangeKind, ConfigStore
 from switchyard_gateway.credentials import ApiKey
-from switchyard_gateway.kube.client import KubeClient, KubeError
-from switchyard_gateway.kube.reflector import Obj, Reflector
 from switchyard_gateway.secrets import Credentials
+from switchyard_kube.client import ApiError, Client
+from switchyard_kube.reflector import Obj, Reflector
 from switchyard_schema import (
     API_VERSION,
     GROUP,
@@ -87,7 +87,7 @@ class ClusterSource:
 
     def __init__(
         self,
-        client: KubeClient,
+        client: Client,
         store: ConfigStore,
         credentials: Credentials,
         namespaces: Iterable[str] = (),
@@ -335,5 +335,5 @@ class ClusterSource:
             await self._client.request(
                 "POST", f"/api/v1/namespaces/{meta.get('namespace')}/events", body=event
             )
-        except KubeError as exc:
+        except ApiError as exc:
             log.debug("could not post Event for %s: %s", meta.get("name"), exc)
