@@ -19,7 +19,7 @@ from aiohttp.typedefs import Middleware
 
 from switchyard_gateway.config.sources import Source
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.http import auth, mlflow_routes, openai_routes
+from switchyard_gateway.http import auth, mlflow_routes, openai_routes, ui
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.metrics import GatewayMetrics
@@ -116,4 +116,5 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     app.router.add_get("/metrics", metrics_view)
     openai_routes.add_routes(app)
     mlflow_routes.add_routes(app)
+    ui.add_routes(app)
     return app
