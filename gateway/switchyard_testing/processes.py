@@ -86,6 +86,13 @@ class ManagedProcess:
             popen.kill()
             popen.wait()
 
+    def kill(self) -> None:
+        """SIGKILL at once (a crash, as the chaos tests want it) and reap the process."""
+        popen = self._popen
+        if popen is not None and popen.poll() is None:
+            popen.kill()
+            popen.wait()
+
     def tail(self, lines: int = 40) -> str:
         """The last `lines` lines of the log, for error messages."""
         try:

@@ -21,9 +21,12 @@ from typing import NoReturn
 
 import pytest
 
-from switchyard_testing import binaries
+from switchyard_testing import binaries, stack
+from switchyard_testing.background import BackgroundLoop
 from switchyard_testing.cluster import Cluster
 from switchyard_testing.controlplane import ControlPlane
+from switchyard_testing.fakes import FakeOpenAI
+from tests.e2e.support import DEADLINE, System
 
 E2E_DIR = Path(__file__).resolve().parent
 ROOT = E2E_DIR.parents[1]
@@ -158,3 +161,65 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     name = cluster.create_namespace(f"e2e-{request.node.name}")
     yield name
     cluster.delete_namespace(name, wait=False)
+
+
+@pytest.fixture(scope="module")
+def background_loop() -> Iterator[BackgroundLoop]:
+    """An event loop in a thread, for the fake providers."""
+    with BackgroundLoop() as background:
+        yield background
+
+
+@pytest.fixture(scope="module")
+def fakes(background_loop: BackgroundLoop) -> Iterator[dict[str, FakeOpenAI]]:
+    """Three fake OpenAI-compatible providers on loopback: a, b and fb."""
+    loop = background_loop
+    started = {name: loop.run(FakeOpenAI.start(name=name)) for name in ("a", "b", "fb")}
+    yield started
+    for fake in started.values():
+        loop.run(fake.close())
+
+
+@pytest.fixture(scope="module")
+def accounts(cluster: Cluster) -> dict[str, Path]:
+    """Kubeconfigs of the operator's and the gateway's ServiceAccounts (docs/*-rbac.yaml)."""
+    home = cluster.create_namespace("e2e-sy-system")
+    return {
+        "operator": stack.bind_service_account(cluster, stack.OPERATOR_RBAC, home),
+        "gateway": stack.bind_service_account(cluster, stack.GATEWAY_RBAC, home),
+    }
+
+
+@pytest.fixture
+def other_namespace(cluster: Cluster) -> Iterator[str]:
+    """A second namespace, watched by `system` too."""
+    name = cluster.create_namespace("e2e-other")
+    yield name
+    cluster.delete_namespace(name, wait=False)
+
+
+@pytest.fixture
+def system(
+    cluster: Cluster,
+    fakes: dict[str, FakeOpenAI],
+    background_loop: BackgroundLoop,
+    namespace: str,
+    other_namespace: str,
+    accounts: dict[str, Path],
+    tmp_path: Path,
+) -> Iterator[System]:
+    """Operator and gateway running against the e2e cluster, over the fakes."""
+    loop = background_loop
+    for fake in fakes.values():
+        loop.call(fake.script.clear)
+        loop.call(fake.requests.clear)
+    sys_ = System(cluster, fakes, loop, namespace, other_namespace, accounts, tmp_path)
+    sys_.secret("key-one")
+    sys_.operator.start()
+    sys_.gateway.start()
+    try:
+        sys_.gateway.wait_for("/readyz", timeout=DEADLINE)
+        yield sys_
+    finally:
+        sys_.gateway.stop()
+        sys_.operator.stop()

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -26,31 +26,13 @@ import yaml
 from switchyard_schema import normalize, parse_endpoint
 from switchyard_testing.cluster import Cluster
 from switchyard_testing.processes import ManagedProcess
+from tests.e2e.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "docs" / "operator-rbac.yaml"
 EXAMPLES = ROOT / "examples"
 SWITCHYARD = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "switchyard"
 ALLOWED_HOSTS = "api.openai.com,*.svc.cluster.local,127.0.0.1"
-DEADLINE = 90.0
-T = TypeVar("T")
-
-
-def wait_for(
-    what: str,
-    probe: Callable[[], T | None],
-    timeout: float = DEADLINE,
-    on_timeout: Callable[[], str] = lambda: "",
-) -> T:
-    """Poll `probe` until it returns a truthy value; fail (with context) after `timeout`."""
-    end = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"gave up waiting for {what}\n{on_timeout()}")
-        time.sleep(0.25)
 
 
 def free_port() -> int:
@@ -223,7 +205,7 @@ def test_example_renders_owned_configmap_then_follows_edits(
 ) -> None:
     op = start_operator()
     setup_chat(cluster, namespace)
-    obj = wait_for("chat Ready", reconciled(cluster, namespace, "chat"), on_timeout=op.log)
+    obj = wait_for("chat Ready", reconciled(cluster, namespace, "chat"), context=op.log)
     cm = get(cluster, namespace, "configmap", "gwe-chat")
     assert cm is not None
     meta = cm["metadata"]
@@ -273,7 +255,7 @@ def test_example_renders_owned_configmap_then_follows_edits(
             ]
         ),
     )
-    obj2 = wait_for("generation 2 Ready", reconciled(cluster, namespace, "chat"), on_timeout=op.log)
+    obj2 = wait_for("generation 2 Ready", reconciled(cluster, namespace, "chat"), context=op.log)
     cm2 = get(cluster, namespace, "configmap", "gwe-chat")
     assert cm2 is not None
     assert obj2["status"]["observedGeneration"] == 2
@@ -306,7 +288,7 @@ def test_example_renders_owned_configmap_then_follows_edits(
     obj3 = wait_for(
         "generation 3 rejected",
         reconciled(cluster, namespace, "chat", "False", "PolicyViolation"),
-        on_timeout=op.log,
+        context=op.log,
     )
     ready = condition(obj3, "Ready")
     assert "spec.trafficSplit[0].baseUrl" in ready["message"]
@@ -331,14 +313,14 @@ def test_deleted_secret_is_reported_and_configmap_stays(
 ) -> None:
     op = start_operator()
     setup_chat(cluster, namespace)
-    wait_for("chat Ready", reconciled(cluster, namespace, "chat"), on_timeout=op.log)
+    wait_for("chat Ready", reconciled(cluster, namespace, "chat"), context=op.log)
     cm = get(cluster, namespace, "configmap", "gwe-chat")
     assert cm is not None
     cluster.kubectl("delete", "secret", "anthropic-key", "-n", namespace)
     obj = wait_for(
         "ResolvedRefs=False",
         reconciled(cluster, namespace, "chat", "False", "UnresolvedRefs"),
-        on_timeout=op.log,
+        context=op.log,
     )
     refs = condition(obj, "ResolvedRefs")
     assert refs["status"] == "False" and refs["reason"] == "SecretNotFound"
@@ -371,7 +353,7 @@ def test_deleted_secret_is_reported_and_configmap_stays(
             and condition(o, "ResolvedRefs").get("reason") == "SecretNotLabelled"
             and o
         ),
-        on_timeout=op.log,
+        context=op.log,
     )
     message = condition(obj, "ResolvedRefs")["message"]
     assert (
@@ -382,7 +364,7 @@ def test_deleted_secret_is_reported_and_configmap_stays(
     cluster.kubectl(
         "label", "secret", "anthropic-key", "-n", namespace, "switchyard.dev/credential=true"
     )
-    obj = wait_for("Ready again", reconciled(cluster, namespace, "chat"), on_timeout=op.log)
+    obj = wait_for("Ready again", reconciled(cluster, namespace, "chat"), context=op.log)
     assert condition(obj, "ResolvedRefs")["status"] == "True"
     secret = get(cluster, namespace, "secret", "anthropic-key")
     assert secret is not None
@@ -401,7 +383,7 @@ def test_foreign_configmap_is_not_adopted(
     obj = wait_for(
         "ConfigMapConflict",
         reconciled(cluster, namespace, "chat", "False", "ConfigMapConflict"),
-        on_timeout=op.log,
+        context=op.log,
     )
     assert "not owned by this GatewayEndpoint" in condition(obj, "Ready")["message"]
     after = get(cluster, namespace, "configmap", "gwe-chat")
@@ -413,7 +395,7 @@ def test_deleting_the_endpoint_collects_its_configmap(
 ) -> None:
     op = start_operator()
     setup_chat(cluster, namespace)
-    wait_for("chat Ready", reconciled(cluster, namespace, "chat"), on_timeout=op.log)
+    wait_for("chat Ready", reconciled(cluster, namespace, "chat"), context=op.log)
     assert get(cluster, namespace, "configmap", "gwe-chat") is not None
     cluster.kubectl("delete", "gatewayendpoint", "chat", "-n", namespace)
     wait_for(
@@ -429,11 +411,11 @@ def test_restart_writes_nothing_and_no_condition_flaps(
     setup_chat(cluster, namespace)
     cluster.kubectl("delete", "secret", "mistral-key", "-n", namespace)
     cluster.apply(example("05-self-hosted.yaml", namespace))  # now references a missing Secret
-    first = wait_for("chat Ready", reconciled(cluster, namespace, "chat"), on_timeout=op.log)
+    first = wait_for("chat Ready", reconciled(cluster, namespace, "chat"), context=op.log)
     llama = wait_for(
         "llama rendered",
         reconciled(cluster, namespace, "llama", "False", "UnresolvedRefs"),
-        on_timeout=op.log,
+        context=op.log,
     )
     cms = {n: get(cluster, namespace, "configmap", f"gwe-{n}") for n in ("chat", "llama")}
     op.stop()
@@ -442,7 +424,7 @@ def test_restart_writes_nothing_and_no_condition_flaps(
     wait_for(
         "both endpoints resumed",
         lambda: op2.log().count("Resuming is processed") >= 2,
-        on_timeout=op2.log,
+        context=op2.log,
     )
     for name, before in cms.items():
         after = get(cluster, namespace, "configmap", f"gwe-{name}")
@@ -459,24 +441,20 @@ def test_two_replicas_one_leader(
 ) -> None:
     lease = f"lease-{namespace}"
     first = start_operator("--lease-name", lease, "--lease-duration", "6")
-    wait_for("a leader", lambda: "leading via Lease" in first.log(), on_timeout=first.log)
+    wait_for("a leader", lambda: "leading via Lease" in first.log(), context=first.log)
     second = start_operator("--lease-name", lease, "--lease-duration", "6")
-    wait_for(
-        "the standby waiting", lambda: "waiting to lead" in second.log(), on_timeout=second.log
-    )
+    wait_for("the standby waiting", lambda: "waiting to lead" in second.log(), context=second.log)
     assert wait_for("standby liveness", second.healthy)
     setup_chat(cluster, namespace)
-    wait_for("chat Ready", reconciled(cluster, namespace, "chat"), on_timeout=first.log)
+    wait_for("chat Ready", reconciled(cluster, namespace, "chat"), context=first.log)
     assert "leading via Lease" not in second.log()
     first.stop()
-    wait_for(
-        "the standby leading", lambda: "leading via Lease" in second.log(), on_timeout=second.log
-    )
+    wait_for("the standby leading", lambda: "leading via Lease" in second.log(), context=second.log)
     cluster.apply(example("05-self-hosted.yaml", namespace))
     wait_for(
         "llama reconciled by the new leader",
         reconciled(cluster, namespace, "llama"),
-        on_timeout=second.log,
+        context=second.log,
     )
 
 
@@ -518,7 +496,7 @@ def test_200_endpoints_reach_ready(
 ) -> None:
     count = int(os.environ.get("SWITCHYARD_E2E_SCALE_COUNT", "200"))
     op = start_operator()
-    wait_for("operator up", op.healthy, on_timeout=op.log)
+    wait_for("operator up", op.healthy, context=op.log)
     manifests = [_endpoint(namespace, i) for i in range(count)]
     started = time.monotonic()
     cluster.apply(manifests)
@@ -531,7 +509,7 @@ def test_200_endpoints_reach_ready(
             condition(o, "Ready").get("status") == "True" for o in items
         )
 
-    wait_for(f"{count} endpoints Ready", all_ready, timeout=600, on_timeout=op.log)
+    wait_for(f"{count} endpoints Ready", all_ready, timeout=600, context=op.log)
     elapsed = time.monotonic() - started
     record_property("endpoints_ready_seconds", round(elapsed, 2))
     print(f"\n[scale] {count} GatewayEndpoints applied at once: all Ready in {elapsed:.1f}s")
