@@ -21,6 +21,7 @@ import aiohttp
 import openai
 import pytest
 
+from switchyard_cli.main import main as switchyard
 from switchyard_gateway.http import ui
 from switchyard_testing.fakes import FakeOpenAI, Fault
 from tests.integration.gateway.kit import Gateway, endpoint, openai_target, running_gateway
@@ -87,6 +88,25 @@ async def test_status_json_reports_split_shares_fallbacks_and_version(
     assert served["mini"] > 10 and served["mini"] == ep["fallbacks_window"]
     assert abs(sum(t["share"] for t in ep["targets"]) - 1.0) < 1e-3
     assert ep["latency"]["p50_ms"] is not None and ep["requests_per_second"] > 0
+
+
+async def test_switchyard_status_prints_the_same_table(
+        gateway: tuple[Gateway, FakeOpenAI], capsys: pytest.CaptureFixture[str]) -> None:
+    gw, _ = gateway
+    await _drive(gw, 50)
+    code = await asyncio.to_thread(switchyard, ["status", "--gateway", gw.url])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("gateway ready, 1 endpoint(s)")
+    assert any(line.startswith("default/chat  (chat)  config ") for line in lines)
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith("  ")}
+    assert rows["gpt5"][1:4] == ["split", "1", "70%"]
+    assert rows["mini"][1:4] == ["fallback", "1", "-"]
+    assert int(rows["gpt5"][5]) + int(rows["claude"][5]) == 50
+
+    code = await asyncio.to_thread(switchyard, ["status", "--gateway", "http://127.0.0.1:9"])
+    assert code == 1 and "cannot read the status" in capsys.readouterr().err
 
 
 def test_quantile_matches_prometheus_interpolation() -> None:
