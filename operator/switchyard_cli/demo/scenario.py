@@ -174,7 +174,7 @@ def _drive(system: DemoSystem, options: Options, shown: view.View) -> int:
                 model=system.model, phase=f"{current + 1}/{len(steps)} {step.key}: {step.title}",
                 elapsed=now - start, window_seconds=LIVE_WINDOW,
                 stats=stats.compute(driver.since(now - LIVE_WINDOW), targets, step.weights,
-                                    LIVE_WINDOW),
+                                    min(LIVE_WINDOW, max(now - start, 1.0))),
                 hints=help_lines))
             time.sleep(options.refresh)
         if summarized < current and time.monotonic() - entered > options.phase_seconds / 2 + 1:

@@ -179,7 +179,8 @@ class TerminalView:
             self.out.flush()
 
     def event(self, line: str) -> None:
-        self.events.append(line)
+        if not line.startswith("try: "):  # shown in their own section
+            self.events.append(line)
         if not self._drawn:
             print(line, file=self.out, flush=True)
 
