@@ -20,6 +20,11 @@ else
   echo "Go not found: e2e tests will be skipped (install Go >= 1.26, or set SWITCHYARD_E2E_KUBECONFIG)" >&2
 fi
 
+if [[ -n "${CI:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+  echo "== chromium (the status page test renders /ui headless)" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+fi
+
 echo "== ruff" >&2
 "$BIN/ruff" check operator gateway tests bench
 echo "== mypy" >&2
