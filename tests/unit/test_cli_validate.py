@@ -72,4 +72,5 @@ def test_yaml_is_read_as_kubectl_reads_it() -> None:
     result = switchyard("validate", "-", stdin=manifest)
     assert result.returncode == 1
     assert "spec.trafficSplit[0].name: must be of type string" in result.stdout
-    assert switchyard("validate", "-", stdin=manifest.replace("name: y,", "name: 'y',")).returncode == 0
+    quoted = manifest.replace("name: y,", "name: 'y',")
+    assert switchyard("validate", "-", stdin=quoted).returncode == 0
