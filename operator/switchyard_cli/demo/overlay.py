@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "01-ab-split.yaml"
 #: Short enough that a target healed at the start of a phase serves again within it.
-DEMO_COOLDOWN = {"failureThreshold": 3, "seconds": 2, "maxSeconds": 4}
+DEMO_COOLDOWN = {"failureThreshold": 3, "seconds": 1, "maxSeconds": 2}
 CREDENTIAL_LABEL = "switchyard.dev/credential"
 
 
