@@ -128,7 +128,8 @@ def operator(kubeconfig: Path, namespaces: Sequence[str], log_dir: Path,
     """A `switchyard operator` process (not started)."""
     port = free_port()
     argv = [*switchyard_argv(), "operator", "--kubeconfig", str(kubeconfig),
-            "--liveness-port", str(port), "--standalone", *extra]
+            "--liveness-port", str(port), "--liveness-host", "127.0.0.1", "--standalone",
+            *extra]
     if namespaces:
         argv += ["--namespaces", ",".join(namespaces)]
     tag = secrets.token_hex(2)

@@ -59,7 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--liveness-port",
         type=int,
         default=int(_env("liveness-port", "8081")),
-        help="serve http://0.0.0.0:PORT/healthz (0 = off; default 8081)",
+        help="serve http://HOST:PORT/healthz (0 = off; default 8081)",
+    )
+    parser.add_argument(
+        "--liveness-host",
+        default=_env("liveness-host", "0.0.0.0"),
+        help="address the liveness endpoint binds (default 0.0.0.0, for the kubelet's probe)",
     )
     parser.add_argument(
         "--standalone",
@@ -98,7 +103,7 @@ def _connection(args: argparse.Namespace) -> object:
 
 
 @contextlib.asynccontextmanager
-async def _standby_liveness(port: int) -> AsyncIterator[None]:
+async def _standby_liveness(host: str, port: int) -> AsyncIterator[None]:
     """Answer /healthz while waiting for the Lease, so a standby pod is not restarted."""
     from aiohttp import web
 
@@ -113,7 +118,7 @@ async def _standby_liveness(port: int) -> AsyncIterator[None]:
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", port)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     try:
         yield
@@ -133,7 +138,8 @@ async def _serve(args: argparse.Namespace) -> int:
         _split(args.allowed_base_url_hosts), _split(args.allowed_env_keys)
     )
     namespaces = _split(args.namespaces)
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    host = f"[{args.liveness_host}]" if ":" in args.liveness_host else args.liveness_host
+    liveness = f"http://{host}:{args.liveness_port}/healthz" if args.liveness_port else None
     async with kubeclient.Client(conn) as client:
         runtime = reconcile.Runtime(client=client, policy=policy)
         stop = asyncio.Event()
@@ -146,7 +152,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 args.identity or f"{socket.gethostname()}-{os.getpid()}",
                 duration=args.lease_duration,
             )
-            async with _standby_liveness(args.liveness_port):
+            async with _standby_liveness(args.liveness_host, args.liveness_port):
                 await elector.acquire()
         keeper = asyncio.create_task(elector.keep(stop)) if elector else None
         try:

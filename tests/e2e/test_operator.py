@@ -85,6 +85,8 @@ class Operator:
             namespace,
             "--liveness-port",
             str(self.port),
+            "--liveness-host",
+            "127.0.0.1",
             "--allowed-base-url-hosts",
             ALLOWED_HOSTS,
             "--allowed-env-keys",
