@@ -39,7 +39,7 @@ def translate(target: CompiledTarget, body: dict[str, Any], stream: bool) -> dic
     if not isinstance(messages, list):
         raise upstream_errors.untranslatable(target, "a request without a messages list")
     system, turns = _messages(target, messages)
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    max_tokens = upstream_errors.max_tokens(target, body) or DEFAULT_MAX_TOKENS
     payload: dict[str, Any] = {"model": target.model, "max_tokens": max_tokens, "messages": turns}
     if system:
         payload["system"] = system
@@ -47,9 +47,8 @@ def translate(target: CompiledTarget, body: dict[str, Any], stream: bool) -> dic
         payload["temperature"] = min(max(float(body["temperature"]), 0.0), 1.0)
     if body.get("top_p") is not None:
         payload["top_p"] = body["top_p"]
-    stop = body.get("stop")
-    if stop:
-        payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if body.get("stop"):
+        payload["stop_sequences"] = upstream_errors.stop_sequences(target, body["stop"])
     if isinstance(body.get("user"), str):
         payload["metadata"] = {"user_id": body["user"]}
     _tools(body, payload)

@@ -45,7 +45,7 @@ def chat(target: CompiledTarget, body: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {"contents": contents}
     if system:
         payload["systemInstruction"] = {"parts": [{"text": system}]}
-    config = _generation_config(body)
+    config = _generation_config(target, body)
     if config:
         payload["generationConfig"] = config
     tools = [
@@ -59,14 +59,13 @@ def chat(target: CompiledTarget, body: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
+def _generation_config(target: CompiledTarget, body: dict[str, Any]) -> dict[str, Any]:
     config = {g: body[o] for o, g in _CONFIG_FIELDS.items() if body.get(o) is not None}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    max_tokens = upstream_errors.max_tokens(target, body)
     if max_tokens:
         config["maxOutputTokens"] = max_tokens
-    stop = body.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if body.get("stop"):
+        config["stopSequences"] = upstream_errors.stop_sequences(target, body["stop"])
     if isinstance(body.get("n"), int) and body["n"] > 1:
         config["candidateCount"] = body["n"]
     fmt = body.get("response_format")
