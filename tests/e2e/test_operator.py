@@ -236,8 +236,15 @@ def test_example_renders_owned_configmap_then_follows_edits(
     for type_ in ("Ready", "Accepted", "ResolvedRefs"):
         assert condition(obj, type_)["status"] == "True"
         assert condition(obj, type_)["observedGeneration"] == 1
-    assert "switchyard.dev/last-handled-configuration" in obj["metadata"]["annotations"]
-    assert not any(k.startswith("kopf.zalando.org") for k in obj["metadata"]["annotations"])
+    # Kopf records its diff base in a separate patch after the handler (and so after our
+    # status write): wait for it rather than race it.
+    def diff_base_recorded() -> dict[str, str] | None:
+        current = get(cluster, namespace, "gatewayendpoint", "chat") or {}
+        found: dict[str, str] = current.get("metadata", {}).get("annotations", {})
+        return found if "switchyard.dev/last-handled-configuration" in found else None
+
+    annotations = wait_for("Kopf's diff-base annotation", diff_base_recorded, context=op.log)
+    assert not any(k.startswith("kopf.zalando.org") for k in annotations)
     assert op.healthy()
 
     # Edit the weights: the ConfigMap follows, with a new hash and generation.
