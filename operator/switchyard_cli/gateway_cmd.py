@@ -2,8 +2,8 @@
 
 Every flag also reads `SWITCHYARD_<FLAG_NAME>` from the environment (for example
 `SWITCHYARD_MAX_IN_FLIGHT=200`); a flag on the command line wins. Exit codes: 0 after a
-clean shutdown, 2 for a usage error (bad flag value, missing config path, a mode that is
-not available yet).
+clean shutdown, 2 for a usage error (bad flag value, missing config path, cluster mode
+without any credentials).
 """
 
 from __future__ import annotations
