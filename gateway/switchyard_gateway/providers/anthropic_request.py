@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.providers import upstream_errors
+from switchyard_gateway.providers import message_text, upstream_errors
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -98,7 +98,7 @@ def _messages(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             raise upstream_errors.untranslatable(target, "a message that is not an object")
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text_of(message.get("content")))
+            system.append(message_text.text_of(message.get("content")))
             continue
         if role == "user":
             blocks = _content_blocks(target, message.get("content"))
@@ -117,16 +117,6 @@ def _messages(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             turns.append({"role": role, "content": blocks})
     return "\n\n".join(s for s in system if s), turns
 
-
-def _text_of(content: Any) -> str:
-    """Text of a content that is a string or a list of parts (non-text parts ignored)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
 
 
 def _content_blocks(target: CompiledTarget, content: Any) -> list[dict[str, Any]]:
@@ -188,5 +178,5 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "tool_result",
         "tool_use_id": message.get("tool_call_id"),
-        "content": _text_of(message.get("content")),
+        "content": message_text.text_of(message.get("content")),
     }

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.providers import upstream_errors
+from switchyard_gateway.providers import message_text, upstream_errors
 
 _CONFIG_FIELDS = {
     "temperature": "temperature",
@@ -107,7 +107,7 @@ def _contents(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             raise upstream_errors.untranslatable(target, "a message that is not an object")
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text_of(message.get("content")))
+            system.append(message_text.text_of(message.get("content")))
             continue
         if role == "user":
             parts = _parts(target, message.get("content"))
@@ -152,22 +152,13 @@ def _args(target: CompiledTarget, function: dict[str, Any]) -> Any:
 
 
 def _result(content: Any) -> dict[str, Any]:
-    text = _text_of(content)
+    text = message_text.text_of(content)
     try:
         parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
         parsed = None
     return parsed if isinstance(parsed, dict) else {"content": text}
 
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
 
 
 def _parts(target: CompiledTarget, content: Any) -> list[dict[str, Any]]:
