@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("workers", 1, "worker processes sharing the port with SO_REUSEPORT (default 1); "
          "metrics are summed over workers (Prometheus multiprocess mode)", int)
     flag("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    flag("access-log", "stderr", "where each request's JSON access line goes: 'stderr' "
+         "(default; the bare JSON line, written in batches within 50 ms), 'logging' (the "
+         "switchyard.access Python logger, with the log format) or 'off'")
 
 
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
@@ -63,6 +66,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         namespaces=tuple(n.strip() for n in str(args.namespaces).split(",") if n.strip()),
         kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
         keepalive_timeout=float(args.keepalive_timeout), body_timeout=float(args.body_timeout),
+        access_log=args.access_log,
     )
 
 
@@ -77,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.auth_tokens_file is not None and not os.path.isfile(args.auth_tokens_file):
         print(f"switchyard gateway: --auth-tokens-file {args.auth_tokens_file}: no such file",
               file=sys.stderr)
+        return 2
+    if args.access_log not in ("stderr", "logging", "off"):
+        print(f"switchyard gateway: --access-log {args.access_log}: expected stderr, logging "
+              "or off", file=sys.stderr)
         return 2
     if int(args.workers) < 1:
         print("switchyard gateway: --workers must be at least 1", file=sys.stderr)

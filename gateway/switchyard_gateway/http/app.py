@@ -22,7 +22,7 @@ from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http import auth, mlflow_routes, openai_routes, ui
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
-from switchyard_gateway.metrics import GatewayMetrics
+from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics, access_log
 from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner, make_session
 from switchyard_gateway.routing.cooldown import Cooldowns
 from switchyard_gateway.routing.router import Router
@@ -77,6 +77,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     metrics = metrics or GatewayMetrics()
     store.subscribe(metrics.config_changed)
     state = GatewayState(settings=settings, store=store, metrics=metrics)
+    if settings.access_log == "stderr" and access_log.isEnabledFor(logging.INFO):
+        state.access_writer = AccessLogWriter()
     app[STATE] = state
     rng = random.Random(settings.seed)
     cooldowns = Cooldowns(cooldown_clock) if cooldown_clock else Cooldowns()
@@ -87,6 +89,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         yield
         state.router = None
         await session.close()
+        if state.access_writer is not None:
+            state.access_writer.close()
 
     async def run_sources() -> None:
         for source in sources:

@@ -121,5 +121,6 @@ def _account(request: web.Request, trace: RequestTrace, status: int, seconds: fl
         return
     state = request.app[STATE]
     state.metrics.observe_request(trace, status, seconds)
-    metrics.log_access(trace, method=request.method, path=request.path, status=status,
-                       seconds=seconds)
+    if state.settings.access_log != "off":
+        metrics.log_access(trace, method=request.method, path=request.path, status=status,
+                           seconds=seconds, writer=state.access_writer)

@@ -12,7 +12,7 @@ from collections import Counter
 from aiohttp import web
 
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.metrics import GatewayMetrics
+from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics
 from switchyard_gateway.routing.router import RequestTrace, Router
 from switchyard_gateway.settings import GatewaySettings
 
@@ -28,6 +28,8 @@ class GatewayState:
     draining: bool = False
     in_flight: int = 0
     in_flight_by_endpoint: Counter[str] = dataclasses.field(default_factory=Counter)
+    #: The batched stderr sink of `--access-log stderr` (None: the logger, or off).
+    access_writer: AccessLogWriter | None = None
 
 
 STATE = web.AppKey("switchyard_state", GatewayState)
