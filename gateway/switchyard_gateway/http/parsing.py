@@ -40,8 +40,11 @@ async def read_json(request: web.Request, limit: int,
     seconds: a slow client must not hold a handler for ever) or InvalidRequest.
     """
     try:
-        async with asyncio.timeout(body_seconds):
+        if request.content.is_eof():  # the whole body came with the headers: no wait
             raw = await request.read()
+        else:
+            async with asyncio.timeout(body_seconds):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise errors.BodyTooLarge(
             f"request body is over the limit of {limit} bytes") from exc
