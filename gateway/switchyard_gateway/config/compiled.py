@@ -64,6 +64,24 @@ class CompiledEndpoint:
     spec_hash: str
     generation: int
     config: EndpointConfig  # the validated source, for /v1/models, MLflow and the UI
+    #: For each split target (same index): the candidates in routing order, that target
+    #: then the fallbacks, duplicates by identity removed. Worked out once, not per request.
+    candidates: tuple[tuple[CompiledTarget, ...], ...] = ()
+
+
+def candidate_lists(split: tuple[CompiledTarget, ...], fallbacks: tuple[CompiledTarget, ...],
+                    ) -> tuple[tuple[CompiledTarget, ...], ...]:
+    """`CompiledEndpoint.candidates`: per split target, it then the unseen fallbacks."""
+    out = []
+    for first in split:
+        seen: set[tuple[str, str, str, str]] = set()
+        ordered = []
+        for target in (first, *fallbacks):
+            if target.identity not in seen:
+                seen.add(target.identity)
+                ordered.append(target)
+        out.append(tuple(ordered))
+    return tuple(out)
 
 
 def _identity(target: Target) -> tuple[str, str, str, str]:
@@ -109,6 +127,7 @@ def compile_endpoint(config: EndpointConfig) -> CompiledEndpoint:
         max_in_flight=p.max_in_flight,
     )
     split = tuple(compile_target(t, t.weight) for t in config.traffic_split)
+    fallbacks = tuple(compile_target(t) for t in config.fallbacks)
     return CompiledEndpoint(
         key=config.key,
         namespace=config.namespace,
@@ -116,9 +135,10 @@ def compile_endpoint(config: EndpointConfig) -> CompiledEndpoint:
         task=config.task,
         split=split,
         cumulative_weights=tuple(itertools.accumulate(t.weight for t in split)),
-        fallbacks=tuple(compile_target(t) for t in config.fallbacks),
+        fallbacks=fallbacks,
         policy=policy,
         spec_hash=config.spec_hash,
         generation=config.generation,
         config=config,
+        candidates=candidate_lists(split, fallbacks),
     )

@@ -8,9 +8,6 @@ hands the request to the router; it writes the JSON answer or relays the stream.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from aiohttp import web
 
 from switchyard_gateway import errors
@@ -20,6 +17,8 @@ from switchyard_gateway.http.parsing import ParsedBody, check_body, read_json
 from switchyard_gateway.http.state import STATE, TRACE, GatewayState
 from switchyard_gateway.routing.attempts import Call
 from switchyard_schema import Task
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def resolve(state: GatewayState, model: str) -> CompiledEndpoint:
@@ -32,9 +31,12 @@ def resolve(state: GatewayState, model: str) -> CompiledEndpoint:
     return endpoint
 
 
-@contextlib.contextmanager
-def admitted(state: GatewayState, endpoint: CompiledEndpoint) -> Iterator[None]:
-    """Count the request in flight, or refuse it with Overloaded."""
+def admit(state: GatewayState, endpoint: CompiledEndpoint) -> None:
+    """Count the request in flight, or refuse it with Overloaded. Pair with `release`.
+
+    (Two plain calls around a try/finally, not a generator context manager: this runs on
+    every request and the generator machinery cost more than the counting.)
+    """
     limit = state.settings.max_in_flight
     if limit and state.in_flight >= limit:
         state.metrics.shed.labels("gateway").inc()
@@ -46,14 +48,16 @@ def admitted(state: GatewayState, endpoint: CompiledEndpoint) -> Iterator[None]:
     state.in_flight += 1
     state.in_flight_by_endpoint[endpoint.key] += 1
     state.metrics.in_flight.inc()
-    try:
-        yield
-    finally:
-        state.in_flight -= 1
-        state.in_flight_by_endpoint[endpoint.key] -= 1
-        if not state.in_flight_by_endpoint[endpoint.key]:
-            del state.in_flight_by_endpoint[endpoint.key]
-        state.metrics.in_flight.dec()
+
+
+def release(state: GatewayState, endpoint: CompiledEndpoint) -> None:
+    """The admitted request is over."""
+    state.in_flight -= 1
+    by_endpoint = state.in_flight_by_endpoint
+    by_endpoint[endpoint.key] -= 1
+    if not by_endpoint[endpoint.key]:
+        del by_endpoint[endpoint.key]
+    state.metrics.in_flight.dec()
 
 
 def sticky_key(request: web.Request, endpoint: CompiledEndpoint, parsed: ParsedBody) -> str | None:
@@ -81,11 +85,14 @@ async def serve(request: web.Request, task: Task, model: str | None = None) -> w
     router = state.router
     if router is None:
         raise errors.Overloaded("the gateway is starting")
-    with admitted(state, endpoint):
+    admit(state, endpoint)
+    try:
         call = Call(endpoint, parsed.body, trace.request_id)
         key = sticky_key(request, endpoint, parsed)
         if parsed.stream:
             committed = await router.open_stream(call, trace, key)
             return await sse.relay(request, committed, trace, state.metrics)
         result = await router.complete(call, trace, key)
-        return web.Response(body=result.body, content_type="application/json")
+        return web.Response(body=result.body, headers=_JSON_HEADERS)
+    finally:
+        release(state, endpoint)

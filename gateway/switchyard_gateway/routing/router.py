@@ -21,10 +21,11 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from switchyard_gateway import errors
+from switchyard_gateway.config import compiled
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
 from switchyard_gateway.routing import choice, policy
@@ -108,11 +109,14 @@ class Router:
 
     def choose(self, endpoint: CompiledEndpoint, sticky_key: str | None) -> CompiledTarget:
         """The split target for this request."""
+        return endpoint.split[self._split_index(endpoint, sticky_key)]
+
+    def _split_index(self, endpoint: CompiledEndpoint, sticky_key: str | None) -> int:
         if len(endpoint.split) == 1:
-            return endpoint.split[0]
+            return 0
         if sticky_key is not None and endpoint.policy.sticky_enabled:
-            return endpoint.split[choice.sticky_index(sticky_key, endpoint.split)]
-        return endpoint.split[choice.weighted_index(endpoint.cumulative_weights, self._rng)]
+            return choice.sticky_index(sticky_key, endpoint.split)
+        return choice.weighted_index(endpoint.cumulative_weights, self._rng)
 
     async def complete(self, call: Call, trace: RequestTrace,
                        sticky_key: str | None = None) -> ParsedResponse:
@@ -150,15 +154,12 @@ class Router:
             self._cooldowns.failure(key, call.endpoint.policy, exc.retry_after)
 
     def candidates(self, endpoint: CompiledEndpoint,
-                   sticky_key: str | None) -> list[CompiledTarget]:
+                   sticky_key: str | None) -> Sequence[CompiledTarget]:
         """The split target then the fallbacks, duplicates (by identity) removed."""
-        seen: set[tuple[str, str, str, str]] = set()
-        out = []
-        for target in (self.choose(endpoint, sticky_key), *endpoint.fallbacks):
-            if target.identity not in seen:
-                seen.add(target.identity)
-                out.append(target)
-        return out
+        index = self._split_index(endpoint, sticky_key)
+        if endpoint.candidates:
+            return endpoint.candidates[index]
+        return compiled.candidate_lists(endpoint.split, endpoint.fallbacks)[index]
 
     async def _walk(self, call: Call, trace: RequestTrace, sticky_key: str | None,
                     attempt: Callable[[CompiledTarget, float], Awaitable[T]]) -> T:
