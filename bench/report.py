@@ -95,6 +95,9 @@ def targets(rows: dict[str, dict[str, float | None]]) -> list[str]:
     cpu = _ratio(sy.get("cpu_us"), naive.get("cpu_us"))
     line("CPU/request <= 1.15x the naive proxy", cpu, None if cpu is None else cpu <= 1.15,
          "{:.2f}x")
+    two = _ratio(rows.get("switchyard-2w", {}).get("cpu_us"), sy.get("cpu_us"))
+    line("CPU/request with --workers 2 within 10% of one worker", two,
+         None if two is None else two <= 1.10, "{:.2f}x")
     for peer, want in (("mlflow", 5.0), ("litellm", 20.0)):
         r = _ratio(sy.get("rps"), rows.get(peer, {}).get("rps"))
         line(f"throughput >= {want:g}x {peer}", r, None if r is None else r >= want,

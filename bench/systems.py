@@ -161,9 +161,14 @@ def start_mlflow(upstream: Upstream, folder: Path) -> Running:
     return _ready("mlflow", child, port)
 
 
+def start_switchyard_2w(upstream: Upstream, folder: Path) -> Running:
+    """`switchyard gateway --workers 2` on both cores (CPU per request vs one worker)."""
+    return start_switchyard(upstream, folder, workers=2)
+
+
 SYSTEMS: dict[str, Starter] = {
     "direct": start_direct, "naive": start_naive, "switchyard": start_switchyard,
-    "litellm": start_litellm, "mlflow": start_mlflow,
+    "switchyard-2w": start_switchyard_2w, "litellm": start_litellm, "mlflow": start_mlflow,
 }
 
 NOTES = {
@@ -172,6 +177,9 @@ NOTES = {
              "no parsing, no fallback, no logging.",
     "switchyard": "`switchyard gateway --config` with default flags (JSON access log on "
                   "at INFO, Prometheus metrics on); split 50/50 + one fallback.",
+    "switchyard-2w": "the same with `--workers 2` (SO_REUSEPORT, Prometheus multiprocess "
+                     "metrics), not pinned (both cores, shared with wrk and nginx): only its "
+                     "CPU per request is comparable (the 1-to-2-worker target).",
     "litellm": "`litellm --num_workers 1`; two deployments of one model group with "
                "routing_strategy simple-shuffle (50/50) + fallbacks to a third group; "
                "num_retries 0, no database, disable_spend_logs, disable_error_logs, "
