@@ -104,7 +104,7 @@ def _weight_changes(cluster: ControlPlane, gateway: stack.Service, ns: str,
         started = time.monotonic()
         cluster.apply([doc])
         spec_hash = _hash(doc)
-        _wait(lambda h=spec_hash: _served(gateway, f"{ns}/prop", h), 60)  # type: ignore[misc]
+        _wait(lambda h=spec_hash: _served(gateway, f"{ns}/prop", h), 60)
         if i:  # the first one also creates the endpoint
             delays.append(time.monotonic() - started)
     return delays
