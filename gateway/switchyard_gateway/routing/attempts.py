@@ -33,6 +33,7 @@ from switchyard_gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
+from switchyard_gateway.routing.deadlines import Deadlines
 from switchyard_gateway.routing.proxies import EnvProxies
 from switchyard_gateway.secrets import Credentials
 from switchyard_schema import Provider
@@ -92,8 +93,9 @@ class UpstreamStream:
 
     def __init__(self, response: aiohttp.ClientResponse, translator: StreamTranslator,
                  target: CompiledTarget, idle_timeout: float,
-                 key: ApiKey | None = None) -> None:
+                 key: ApiKey | None = None, deadlines: Deadlines | None = None) -> None:
         self._response = response
+        self._deadlines = deadlines or Deadlines()
         self._key = key
         self._translator = translator
         self._target = target
@@ -129,10 +131,13 @@ class UpstreamStream:
         return self._pending.popleft()
 
     async def _read(self, deadline: float) -> bytes:
-        loop = asyncio.get_running_loop()
+        content = self._response.content
         try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + self._idle)):
-                return await self._response.content.readany()
+            if content._buffer:  # already here: no deadline to arm
+                return await content.readany()
+            loop = asyncio.get_running_loop()
+            with self._deadlines.at(min(deadline, loop.time() + self._idle)):
+                return await content.readany()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_client_error(exc, self._target.name) from exc
 
@@ -153,6 +158,7 @@ class AttemptRunner:
         self._adapters = adapters
         self._credentials = credentials
         self._proxies = EnvProxies()
+        self._deadlines = Deadlines()
 
     def _prepare(self, call: Call, target: CompiledTarget,
                  stream: bool) -> tuple[UpstreamRequest, ApiKey | None]:
@@ -166,9 +172,10 @@ class AttemptRunner:
         request, key = self._prepare(call, target, stream=False)
         adapter = self._adapters(target.provider)
         try:
-            async with asyncio.timeout_at(deadline), self._send(request, call) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
+            with self._deadlines.at(deadline):
+                async with self._send(request, call) as response:
+                    raw = await response.read()
+                    status, headers = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_client_error(exc, target.name) from exc
         if not 200 <= status < 300:
@@ -185,7 +192,7 @@ class AttemptRunner:
         adapter = self._adapters(target.provider)
         response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout_at(deadline):
+            with self._deadlines.at(deadline):
                 response = await self._send(request, call)
                 if not 200 <= response.status < 300:
                     raw = await response.read()
@@ -202,7 +209,7 @@ class AttemptRunner:
             raise
         translator = adapter.stream_translator(target, call.endpoint.task)
         return UpstreamStream(response, translator, target,
-                              call.endpoint.policy.stream_idle_timeout, key)
+                              call.endpoint.policy.stream_idle_timeout, key, self._deadlines)
 
     def _send(self, request: UpstreamRequest, call: Call) -> Any:
         headers = {**request.headers, "x-request-id": call.request_id}
