@@ -199,7 +199,9 @@ class OpenAIAdapter:
         self, target: CompiledTarget, task: Task, body: dict[str, Any], stream: bool
     ) -> dict[str, Any]:
         """A shallow copy of the caller's body, fitted to this upstream."""
-        payload = {k: v for k, v in body.items() if k not in self.unsupported_fields}
+        unsupported = self.unsupported_fields
+        payload = ({k: v for k, v in body.items() if k not in unsupported} if unsupported
+                   else body.copy())
         payload["model"] = target.model
         if stream and task is not Task.EMBEDDINGS:
             payload["stream"] = True

@@ -165,24 +165,28 @@ class Router:
                     attempt: Callable[[CompiledTarget, float], Awaitable[T]]) -> T:
         endpoint = call.endpoint
         trace.endpoint = endpoint.key
+        policy_ = endpoint.policy
         loop = asyncio.get_running_loop()
-        walk = _Walk(call, trace, loop.time() + endpoint.policy.request_timeout)
+        deadline = loop.time() + policy_.request_timeout
+        walk: _Walk | None = None  # failure bookkeeping, made on the first failure only
         for target in self.candidates(endpoint, sticky_key):
             now = loop.time()
-            if now >= walk.deadline:
+            if now >= deadline:
+                walk = walk or _Walk(call, trace, deadline)
                 walk.last_error = errors.UpstreamTimeout("request deadline reached")
                 break
             key = (endpoint.key, target.identity)
-            if not self._cooldowns.allow(key, endpoint.policy):
+            if not self._cooldowns.allow(key, policy_):
                 trace.attempts.append(errors.AttemptRecord(
                     target.name, "cooldown", None, 0.0, sent=False, message="target in cooldown"))
                 continue
             trace.target = target.name
-            attempt_deadline = min(walk.deadline, now + endpoint.policy.attempt_timeout)
+            attempt_deadline = min(deadline, now + policy_.attempt_timeout)
             started = time.perf_counter()
             try:
                 result = await attempt(target, attempt_deadline)
             except errors.UpstreamError as exc:
+                walk = walk or _Walk(call, trace, deadline)
                 if not self._failed(walk, target, key, exc, time.perf_counter() - started):
                     break
                 continue
@@ -193,7 +197,7 @@ class Router:
             trace.attempts.append(errors.AttemptRecord(
                 target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
             return result
-        raise _final_failure(walk, self._cooldowns)
+        raise _final_failure(walk or _Walk(call, trace, deadline), self._cooldowns)
 
     def _failed(self, walk: _Walk, target: CompiledTarget, key: BreakerKey,
                 exc: errors.UpstreamError, seconds: float) -> bool:
