@@ -1,6 +1,7 @@
 """Writing a committed stream to the caller as Server-Sent Events.
 
-Frames are written as they arrive (no buffering of the whole response). If the upstream
+Frames are written as they arrive (no buffering of the whole response; the frames already
+decoded when one is written go out in the same write). If the upstream
 breaks after the commit, the caller gets one `data: {"error": {...}}` event and the stream
 ends without `data: [DONE]`, so clients can tell a cut answer from a complete one. A
 client disconnect cancels the handler (handler cancellation is on), which closes the
@@ -39,8 +40,8 @@ async def relay(request: web.Request, stream: CommittedStream, trace: RequestTra
     try:
         await response.prepare(request)
         try:
-            async for event in stream.events():
-                await response.write(event.frame)
+            async for frames in stream.frames():
+                await response.write(frames)
         except errors.StreamBroken as exc:
             await response.write(error_frame(exc))
         await response.write_eof()

@@ -130,6 +130,14 @@ class UpstreamStream:
                 raise
         return self._pending.popleft()
 
+    def ready(self) -> list[StreamEvent]:
+        """The events already decoded and waiting (no I/O), taken from the queue."""
+        if not self._pending:
+            return []
+        events = list(self._pending)
+        self._pending.clear()
+        return events
+
     async def _read(self, deadline: float) -> bytes:
         content = self._response.content
         try:

@@ -82,6 +82,26 @@ class CommittedStream:
                 return
             yield upcoming
 
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Like `events`, but every event already at hand joined into one write.
+
+        Raises `StreamBroken` if the upstream fails after the commit.
+        """
+        pending = [event.frame for event in self.head]
+        while True:
+            if pending:
+                yield b"".join(pending)
+            try:
+                upcoming = await self.upstream.next_event(self.deadline)
+            except errors.UpstreamError as exc:
+                self.on_break(exc)
+                raise errors.StreamBroken(exc.message, target=self.target.name,
+                                          upstream_status=exc.upstream_status) from exc
+            if upcoming is None:
+                return
+            pending = [upcoming.frame]
+            pending.extend(event.frame for event in self.upstream.ready())
+
     def close(self) -> None:
         """Release or abort the upstream connection."""
         self.upstream.close()
