@@ -139,18 +139,12 @@ def _content_blocks(target: CompiledTarget, content: Any) -> list[dict[str, Any]
     return blocks
 
 
-def _image(target: CompiledTarget, image: Any) -> dict[str, Any]:
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise upstream_errors.untranslatable(target, "an image part without a url")
-    if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[len("data:") :].split(";", 1)[0]
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
-    return {"type": "image", "source": {"type": "url", "url": url}}
+def _image(target: CompiledTarget, image_url: Any) -> dict[str, Any]:
+    image = message_text.image_of(target, image_url)
+    if image.data:
+        source = {"type": "base64", "media_type": image.media_type, "data": image.data}
+        return {"type": "image", "source": source}
+    return {"type": "image", "source": {"type": "url", "url": image.url}}
 
 
 def _assistant_blocks(target: CompiledTarget, message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -180,16 +180,12 @@ def _parts(target: CompiledTarget, content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def _image(target: CompiledTarget, image: Any) -> dict[str, Any]:
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise upstream_errors.untranslatable(target, "an image part without a url")
-    if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        mime = header[len("data:") :].split(";", 1)[0]
-        return {"inlineData": {"mimeType": mime, "data": data}}
-    mime = mimetypes.guess_type(url)[0] or "image/jpeg"
-    return {"fileData": {"mimeType": mime, "fileUri": url}}
+def _image(target: CompiledTarget, image_url: Any) -> dict[str, Any]:
+    image = message_text.image_of(target, image_url)
+    if image.data:
+        return {"inlineData": {"mimeType": image.media_type, "data": image.data}}
+    mime = mimetypes.guess_type(image.url)[0] or "image/jpeg"
+    return {"fileData": {"mimeType": mime, "fileUri": image.url}}
 
 
 def embeddings(target: CompiledTarget, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
