@@ -29,6 +29,7 @@ from switchyard_gateway.providers.registry import adapter_for
 from switchyard_gateway.providers.sse import SseDecoder, SseEvent
 from switchyard_schema import Provider, Task
 from switchyard_testing.fakes import FakeAnthropic, FakeGemini, FakeOpenAI, FakeProvider, Fault
+from tests.unit.providers import helpers
 
 KEY = "fake-key-never-logged"
 CHAT = {
@@ -273,17 +274,7 @@ async def test_gemini_error_bodies(
 
 def _target(provider: Provider, fake: FakeProvider, model: str) -> CompiledTarget:
     base = fake.url if provider is Provider.AZURE_OPENAI else fake.base_url
-    return CompiledTarget(
-        name="t",
-        provider=provider,
-        model=model,
-        base_url=base,
-        api_key_ref=None,
-        azure_deployment=None,
-        azure_api_version=None,
-        weight=0,
-        identity=(provider.value, model, base, ""),
-    )
+    return helpers.target(provider, model, base)
 
 
 async def _through_adapter(

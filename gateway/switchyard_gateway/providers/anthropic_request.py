@@ -91,15 +91,10 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _messages(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
-    system: list[str] = []
+    system, conversation = message_text.split_system(target, messages)
     turns: list[dict[str, Any]] = []
-    for message in messages:
-        if not isinstance(message, dict):
-            raise upstream_errors.untranslatable(target, "a message that is not an object")
+    for message in conversation:
         role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(message_text.text_of(message.get("content")))
-            continue
         if role == "user":
             blocks = _content_blocks(target, message.get("content"))
         elif role == "assistant":
@@ -109,14 +104,8 @@ def _messages(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             role = "user"
         else:
             raise upstream_errors.untranslatable(target, f"the {role!r} message role")
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return "\n\n".join(s for s in system if s), turns
-
+        message_text.append_turn(turns, role, "content", blocks)
+    return system, turns
 
 
 def _content_blocks(target: CompiledTarget, content: Any) -> list[dict[str, Any]]:

@@ -99,16 +99,11 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
 
 
 def _contents(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
-    system: list[str] = []
+    system, turns = message_text.split_system(target, messages)
     contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}  # tool_call_id -> function name
-    for message in messages:
-        if not isinstance(message, dict):
-            raise upstream_errors.untranslatable(target, "a message that is not an object")
+    for message in turns:
         role = message.get("role")
-        if role in ("system", "developer"):
-            system.append(message_text.text_of(message.get("content")))
-            continue
         if role == "user":
             parts = _parts(target, message.get("content"))
         elif role == "assistant":
@@ -133,13 +128,8 @@ def _contents(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             role = "user"
         else:
             raise upstream_errors.untranslatable(target, f"the {role!r} message role")
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
-    return "\n\n".join(s for s in system if s), contents
+        message_text.append_turn(contents, role, "parts", parts)
+    return system, contents
 
 
 def _args(target: CompiledTarget, function: dict[str, Any]) -> Any:

@@ -34,6 +34,40 @@ def image_of(target: CompiledTarget, image_url: Any) -> Image:
     return Image(url=url)
 
 
+def split_system(
+    target: CompiledTarget, messages: list[Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The system/developer prompts joined, and the other messages in order.
+
+    Anthropic and Gemini both take the system prompt apart from the turns. Raises
+    CallerFault for a message that is not an object.
+    """
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise upstream_errors.untranslatable(target, "a message that is not an object")
+        if message.get("role") in ("system", "developer"):
+            system.append(text_of(message.get("content")))
+        else:
+            turns.append(message)
+    return "\n\n".join(s for s in system if s), turns
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
+    """Add `items` as a turn of `role`, merged into the last turn when it has that role.
+
+    Both providers want strictly alternating roles (consecutive tool results, for example,
+    become one user turn); `key` is the turn's list field (`content` or `parts`).
+    """
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
 def text_of(content: Any) -> str:
     """Text of a content that is a string or a list of parts (non-text parts ignored)."""
     if isinstance(content, str):
