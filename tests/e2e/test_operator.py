@@ -180,6 +180,21 @@ def reconciled(
     return probe
 
 
+def patch_endpoint(cluster: Cluster, namespace: str, ops: list[dict[str, Any]]) -> None:
+    """Apply a JSON patch to the `chat` endpoint."""
+    cluster.kubectl(
+        "patch",
+        "gatewayendpoint",
+        "chat",
+        "-n",
+        namespace,
+        "--type",
+        "json",
+        "-p",
+        json.dumps(ops),
+    )
+
+
 def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     done = cluster.kubectl(
         "get",
@@ -236,6 +251,7 @@ def test_example_renders_owned_configmap_then_follows_edits(
     for type_ in ("Ready", "Accepted", "ResolvedRefs"):
         assert condition(obj, type_)["status"] == "True"
         assert condition(obj, type_)["observedGeneration"] == 1
+
     # Kopf records its diff base in a separate patch after the handler (and so after our
     # status write): wait for it rather than race it.
     def diff_base_recorded() -> dict[str, str] | None:
@@ -248,21 +264,13 @@ def test_example_renders_owned_configmap_then_follows_edits(
     assert op.healthy()
 
     # Edit the weights: the ConfigMap follows, with a new hash and generation.
-    cluster.kubectl(
-        "patch",
-        "gatewayendpoint",
-        "chat",
-        "-n",
+    patch_endpoint(
+        cluster,
         namespace,
-        "--type",
-        "json",
-        "-p",
-        json.dumps(
-            [
-                {"op": "replace", "path": "/spec/trafficSplit/0/weight", "value": 80},
-                {"op": "replace", "path": "/spec/trafficSplit/1/weight", "value": 20},
-            ]
-        ),
+        [
+            {"op": "replace", "path": "/spec/trafficSplit/0/weight", "value": 80},
+            {"op": "replace", "path": "/spec/trafficSplit/1/weight", "value": 20},
+        ],
     )
     obj2 = wait_for("generation 2 Ready", reconciled(cluster, namespace, "chat"), context=op.log)
     cm2 = get(cluster, namespace, "configmap", "gwe-chat")
@@ -275,24 +283,16 @@ def test_example_renders_owned_configmap_then_follows_edits(
     assert json.loads(cm2["data"]["endpoint.json"])["generation"] == 2
 
     # A baseUrl outside the allow-list: rejected, and the last good ConfigMap untouched.
-    cluster.kubectl(
-        "patch",
-        "gatewayendpoint",
-        "chat",
-        "-n",
+    patch_endpoint(
+        cluster,
         namespace,
-        "--type",
-        "json",
-        "-p",
-        json.dumps(
-            [
-                {
-                    "op": "add",
-                    "path": "/spec/trafficSplit/0/baseUrl",
-                    "value": "https://evil.example.com/v1",
-                }
-            ]
-        ),
+        [
+            {
+                "op": "add",
+                "path": "/spec/trafficSplit/0/baseUrl",
+                "value": "https://evil.example.com/v1",
+            }
+        ],
     )
     obj3 = wait_for(
         "generation 3 rejected",
