@@ -2,7 +2,7 @@
 
 `create_app` wires the config store, the credentials, the adapter lookup and the config
 sources into one `web.Application`. Resources live in `cleanup_ctx`: the one upstream
-ClientSession (and the router built on it) and the sources' watch tasks, cancelled and
+transport client (and the router built on it) and the sources' watch tasks, cancelled and
 closed on shutdown. `serve.py` runs the app with handler cancellation on, so a client
 that disconnects cancels its upstream request.
 """
@@ -23,11 +23,12 @@ from switchyard_gateway.http import auth, mlflow_routes, openai_routes, ui
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics, access_log
-from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner, make_session
+from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner
 from switchyard_gateway.routing.cooldown import Cooldowns
 from switchyard_gateway.routing.router import Router
 from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
+from switchyard_gateway.transport import Client
 
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
@@ -84,11 +85,11 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     cooldowns = Cooldowns(cooldown_clock) if cooldown_clock else Cooldowns()
 
     async def upstream(app: web.Application) -> AsyncIterator[None]:
-        session = make_session()
-        state.router = Router(AttemptRunner(session, adapters, credentials), cooldowns, rng)
+        client = Client()
+        state.router = Router(AttemptRunner(client, adapters, credentials), cooldowns, rng)
         yield
         state.router = None
-        await session.close()
+        await client.close()
         if state.access_writer is not None:
             state.access_writer.close()
 

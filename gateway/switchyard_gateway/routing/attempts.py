@@ -1,12 +1,13 @@
-"""The attempt runner: one request to one target, over the app's shared ClientSession.
+"""The attempt runner: one request to one target, over the process's transport client.
 
 The router calls `complete` (a whole response) or `open_stream` (an SSE stream read event
 by event). Around the adapter's pure translation functions this module owns the I/O: the
-session, the key lookup, timeouts (per attempt until the response starts, idle time
-between stream reads, and the whole-request deadline), and the mapping of aiohttp's
-exceptions to the gateway's error types, which happens in `map_client_error` and nowhere
-else. It never swallows `CancelledError` (a client disconnect must cancel the upstream)
-and always closes the upstream response.
+transport client (`switchyard_gateway.transport`), the key lookup, timeouts (per attempt
+until the response starts, idle time between stream reads, and the whole-request
+deadline), and the mapping of transport errors to the gateway's error types, which
+happens in `map_transport_error` and nowhere else. It never swallows `CancelledError`
+(a client disconnect must cancel the upstream) and always releases or closes the
+upstream response.
 
 Deadlines are event-loop times (`loop.time()`), passed in by the router.
 """
@@ -16,11 +17,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import ssl
 from collections.abc import Callable
 from typing import Any
-
-import aiohttp
 
 from switchyard_gateway import errors
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
@@ -34,49 +32,36 @@ from switchyard_gateway.providers.base import (
     Usage,
 )
 from switchyard_gateway.routing.deadlines import Deadlines
-from switchyard_gateway.routing.proxies import EnvProxies
 from switchyard_gateway.secrets import Credentials
+from switchyard_gateway.transport import (
+    BodyCutOff,
+    Client,
+    ConnectError,
+    ConnectionClosed,
+    ProtocolError,
+    TransportError,
+    UpstreamResponse,
+)
 from switchyard_schema import Provider
 
 AdapterLookup = Callable[[Provider], Adapter]
 
 
-def make_session(limit_per_host: int = 1000,
-                 connect_timeout: float = 10.0) -> aiohttp.ClientSession:
-    """The process's one upstream session: large pool, proxies from env, TLS verified.
-
-    No pool-wide limit (`limit=0`): many long streams to one provider must not queue
-    behind each other; the per-host limit is a guard rail. HTTPS_PROXY/NO_PROXY are
-    honoured by `AttemptRunner` through `proxies.EnvProxies` (read once), not by
-    `trust_env`, which re-reads the environment and ~/.netrc on every request. Timeouts
-    are applied per attempt by this module, not here, except the connect bound.
-    """
-    connector = aiohttp.TCPConnector(
-        limit=0, limit_per_host=limit_per_host, ssl=ssl.create_default_context(),
-        enable_cleanup_closed=True, keepalive_timeout=30,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        trust_env=False,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
-        auto_decompress=True,
-    )
-
-
-def map_client_error(exc: BaseException, target: str) -> errors.UpstreamError:
-    """The one translation of aiohttp/asyncio failures into the gateway's error types."""
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+def map_transport_error(exc: TransportError | TimeoutError,
+                        target: str) -> errors.UpstreamError:
+    """The one translation of transport failures into the gateway's error types."""
+    if isinstance(exc, TimeoutError):
         return errors.UpstreamTimeout("no response from the provider in time", target=target)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return errors.UpstreamConnectionError(
-            f"cannot connect to {exc.host}:{exc.port}: {type(exc.os_error).__name__}",
-            target=target)
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, ConnectError):
+        return errors.UpstreamConnectionError(str(exc), target=target)
+    if isinstance(exc, ConnectionClosed):
         return errors.UpstreamConnectionError("the provider closed the connection", target=target)
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, BodyCutOff):
         return errors.UpstreamConnectionError("the response body was cut off", target=target)
-    return errors.UpstreamConnectionError(
-        f"connection failed: {type(exc).__name__}", target=target)
+    if isinstance(exc, ProtocolError):
+        return errors.UpstreamServerError(f"the provider's answer is broken: {exc}",
+                                          target=target)
+    return errors.UpstreamConnectionError(str(exc), target=target)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,7 +76,7 @@ class Call:
 class UpstreamStream:
     """An open upstream SSE response, read one OpenAI-format event at a time."""
 
-    def __init__(self, response: aiohttp.ClientResponse, translator: StreamTranslator,
+    def __init__(self, response: UpstreamResponse, translator: StreamTranslator,
                  target: CompiledTarget, idle_timeout: float,
                  key: ApiKey | None = None, deadlines: Deadlines | None = None) -> None:
         self._response = response
@@ -139,15 +124,15 @@ class UpstreamStream:
         return events
 
     async def _read(self, deadline: float) -> bytes:
-        content = self._response.content
+        response = self._response
         try:
-            if content._buffer:  # already here: no deadline to arm
-                return await content.readany()
+            if response.has_data:  # already here: no deadline to arm
+                return await response.read_chunk()
             loop = asyncio.get_running_loop()
             with self._deadlines.at(min(deadline, loop.time() + self._idle)):
-                return await content.readany()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise map_client_error(exc, self._target.name) from exc
+                return await response.read_chunk()
+        except (TransportError, TimeoutError) as exc:
+            raise map_transport_error(exc, self._target.name) from exc
 
     def close(self) -> None:
         """Release the connection (complete stream) or abort it (anything else)."""
@@ -158,14 +143,13 @@ class UpstreamStream:
 
 
 class AttemptRunner:
-    """Sends attempts. Holds the session, the adapter lookup and the credentials."""
+    """Sends attempts. Holds the transport client, the adapter lookup and the credentials."""
 
-    def __init__(self, session: aiohttp.ClientSession, adapters: AdapterLookup,
+    def __init__(self, client: Client, adapters: AdapterLookup,
                  credentials: Credentials) -> None:
-        self._session = session
+        self._client = client
         self._adapters = adapters
         self._credentials = credentials
-        self._proxies = EnvProxies()
         self._deadlines = Deadlines()
 
     def _prepare(self, call: Call, target: CompiledTarget,
@@ -181,12 +165,16 @@ class AttemptRunner:
         adapter = self._adapters(target.provider)
         try:
             with self._deadlines.at(deadline):
-                async with self._send(request, call) as response:
+                response = await self._send(request, call)
+                try:
                     raw = await response.read()
-                    status, headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise map_client_error(exc, target.name) from exc
-        if not 200 <= status < 300:
+                finally:
+                    response.release()  # closes the connection unless the body was complete
+        except (TransportError, TimeoutError) as exc:
+            raise map_transport_error(exc, target.name) from exc
+        status = response.status
+        headers = response.headers if not 200 <= status < 300 else None
+        if headers is not None:
             raise _redacted(_tagged(adapter.map_error(target, status, headers, raw), target), key)
         try:
             return adapter.parse_response(target, call.endpoint.task, raw)
@@ -198,7 +186,7 @@ class AttemptRunner:
         """Send a streaming attempt and return once the response headers are in."""
         request, key = self._prepare(call, target, stream=True)
         adapter = self._adapters(target.provider)
-        response: aiohttp.ClientResponse | None = None
+        response: UpstreamResponse | None = None
         try:
             with self._deadlines.at(deadline):
                 response = await self._send(request, call)
@@ -207,10 +195,10 @@ class AttemptRunner:
                     raise _redacted(_tagged(
                         adapter.map_error(target, response.status, response.headers, raw),
                         target), key)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (TransportError, TimeoutError) as exc:
             if response is not None:
                 response.close()
-            raise map_client_error(exc, target.name) from exc
+            raise map_transport_error(exc, target.name) from exc
         except BaseException:
             if response is not None:
                 response.close()
@@ -219,12 +207,9 @@ class AttemptRunner:
         return UpstreamStream(response, translator, target,
                               call.endpoint.policy.stream_idle_timeout, key, self._deadlines)
 
-    def _send(self, request: UpstreamRequest, call: Call) -> Any:
+    async def _send(self, request: UpstreamRequest, call: Call) -> UpstreamResponse:
         headers = {**request.headers, "x-request-id": call.request_id}
-        proxy, proxy_auth = self._proxies.for_url(request.url)
-        return self._session.request(request.method, request.url, headers=headers,
-                                     data=request.body, allow_redirects=False,
-                                     proxy=proxy, proxy_auth=proxy_auth)
+        return await self._client.request(request.method, request.url, headers, request.body)
 
 
 def _tagged(exc: errors.UpstreamError, target: CompiledTarget) -> errors.UpstreamError:

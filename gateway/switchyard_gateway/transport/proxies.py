@@ -4,7 +4,7 @@ The gateway honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY for its provider calls. aioh
 `trust_env=True` would re-read the environment and parse ~/.netrc (in a thread) on every
 request, which the benchmark showed as a third of the gateway's CPU; this module reads the
 proxies once and answers per upstream origin from a cache. The environment is not re-read:
-a proxy change needs a restart, as for any process setting. Used by `attempts.py`.
+a proxy change needs a restart, as for any process setting. Used by `client.py`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""A lean HTTP/1.1 client for the provider calls: keep-alive pool, llhttp parser.
+
+The gateway's hot path spends most of its own CPU on the upstream call. aiohttp's
+`ClientSession` builds a request object, a connector lease, a body-writer task and a
+response object per call, which the benchmark measured as the largest single cost per
+request. This package does only what a provider call needs: one write of the request,
+the response parsed by httptools (llhttp, the parser Node.js uses), the body handed over
+as it arrives, and the connection back in the pool when the response is complete.
+
+`Client.request` is the public surface (`Pool` underneath); errors are the types in
+`errors`. Origins behind an outbound proxy (HTTPS_PROXY and friends) go through aiohttp
+(`proxied.py`), behind the same response surface.
+"""
+
+from switchyard_gateway.transport.client import Client, UpstreamResponse
+from switchyard_gateway.transport.errors import (
+    BodyCutOff,
+    ConnectError,
+    ConnectionClosed,
+    InvalidRequest,
+    ProtocolError,
+    TransportError,
+)
+from switchyard_gateway.transport.pool import Pool
+from switchyard_gateway.transport.response import Response
+
+__all__ = [
+    "BodyCutOff",
+    "Client",
+    "ConnectError",
+    "ConnectionClosed",
+    "InvalidRequest",
+    "Pool",
+    "ProtocolError",
+    "Response",
+    "TransportError",
+    "UpstreamResponse",
+]

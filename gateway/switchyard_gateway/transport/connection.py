@@ -1,0 +1,95 @@
+"""One keep-alive connection to an upstream origin: an asyncio protocol, one exchange
+at a time (no pipelining)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import cast
+
+from switchyard_gateway.transport.response import Response
+
+
+class Connection(asyncio.Protocol):
+    """A socket to one origin. `send` writes a request and returns its `Response`; when
+    the response is complete and released, `on_idle` hands the connection back."""
+
+    __slots__ = ("_loop", "_on_closed", "_on_idle", "_response", "_transport",
+                 "closed", "closing", "exchanges", "idle_since", "made")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_idle: Callable[[Connection], None],
+                 on_closed: Callable[[Connection], None]) -> None:
+        self._loop = loop
+        self._on_idle = on_idle
+        self._on_closed = on_closed
+        self._transport: asyncio.Transport | None = None
+        self._response: Response | None = None
+        self.made = False
+        self.closing = False  # abort() called; connection_lost has not run yet
+        self.closed = False
+        self.exchanges = 0
+        self.idle_since = 0.0
+
+    def send(self, data: bytes) -> Response:
+        """Write one whole request (head and body) and start reading its answer."""
+        assert self._transport is not None and self._response is None
+        response = self._response = Response(self, self._loop)
+        self.exchanges += 1
+        self._transport.write(data)
+        return response
+
+    def exchange_done(self) -> None:
+        """The response was read to its end: the connection is free again."""
+        self._response = None
+        if self.closing or self.closed:
+            return
+        self.idle_since = self._loop.time()
+        self._on_idle(self)
+
+    def abort(self) -> None:
+        """Close at once, dropping anything unsent or unread."""
+        if self._transport is not None and not (self.closing or self.closed):
+            self.closing = True
+            self._transport.abort()
+
+    @property
+    def usable(self) -> bool:
+        """Open and not being closed: may carry another exchange."""
+        return self.made and not (self.closing or self.closed)
+
+    def pause_reading(self) -> None:
+        """Flow control: stop reading until the response's reader catches up."""
+        if self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Flow control: read again."""
+        if self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self._transport = cast(asyncio.Transport, transport)
+        self.made = True
+
+    def data_received(self, data: bytes) -> None:
+        response = self._response
+        if response is None:  # nothing was asked: a misbehaving server
+            self.abort()
+            return
+        response.feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        response, self._response = self._response, None
+        if response is not None:
+            response.connection_lost()
+        self._on_closed(self)

@@ -1,0 +1,196 @@
+"""Keep-alive connections per origin, and the one call the router makes: `request`."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+
+from switchyard_gateway.transport.connection import Connection
+from switchyard_gateway.transport.errors import ConnectError, InvalidRequest
+from switchyard_gateway.transport.response import Response
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Sent on every request after the caller's headers.
+_FIXED_HEADERS = "User-Agent: switchyard\r\nAccept-Encoding: gzip, deflate\r\n"
+#: URLs parsed and remembered (targets x tasks; a config churn cannot grow it past this).
+_URL_CACHE_SIZE = 4096
+
+
+@dataclasses.dataclass(slots=True)
+class _Origin:
+    """The connections to one scheme://host:port."""
+
+    host: str
+    port: int
+    tls: bool
+    idle: list[Connection] = dataclasses.field(default_factory=list)
+    open: int = 0  # connecting, busy or idle
+    waiters: collections.deque[asyncio.Future[None]] = dataclasses.field(
+        default_factory=collections.deque)
+
+    def wake_one(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Target:
+    """A parsed URL: its origin and the start of the request head."""
+
+    origin: _Origin
+    head: str  # "POST /path HTTP/1.1\r\nHost: ...\r\n" without the method
+
+
+class Pool:
+    """HTTP/1.1 keep-alive pool over asyncio, for request/response calls to providers.
+
+    `limit_per_host` bounds the open connections per origin (further requests wait for a
+    free one); idle connections older than `keepalive_timeout` are not reused.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None,
+                 connect_timeout: float = 10.0, keepalive_timeout: float = 30.0,
+                 limit_per_host: int = 1000) -> None:
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._connect_timeout = connect_timeout
+        self._keepalive = keepalive_timeout
+        self._limit = limit_per_host
+        self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._targets: dict[str, _Target] = {}
+        self._closed = False
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str],
+                      body: bytes) -> Response:
+        """Send one request; return once the response headers are in.
+
+        Raises `ConnectError`, `ConnectionClosed`, `ProtocolError` or `InvalidRequest`;
+        a cancellation (deadline, client gone) drops the connection.
+        """
+        target = self._targets.get(url) or self._parse(url)
+        data = _encode(method, target.head, headers, body)
+        conn = await self._acquire(target.origin)
+        response = conn.send(data)
+        try:
+            await response.wait_headers()
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    def close(self) -> None:
+        """Close the idle connections; busy ones close when their response does."""
+        self._closed = True
+        for origin in self._origins.values():
+            for conn in origin.idle:
+                conn.abort()
+            origin.idle.clear()
+
+    def idle_connections(self) -> int:
+        """How many connections wait in the pool (for tests and metrics)."""
+        return sum(len(o.idle) for o in self._origins.values())
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _acquire(self, origin: _Origin) -> Connection:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn = self._take_idle(origin, loop.time())
+            if conn is not None:
+                return conn
+            if origin.open < self._limit:
+                break
+            waiter = loop.create_future()
+            origin.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+        return await self._connect(origin, loop)
+
+    def _take_idle(self, origin: _Origin, now: float) -> Connection | None:
+        idle = origin.idle
+        while idle:
+            conn = idle.pop()  # the most recently used: least likely closed by the server
+            if conn.usable and now - conn.idle_since < self._keepalive:
+                return conn
+            conn.abort()
+        return None
+
+    async def _connect(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection:
+        def on_idle(conn: Connection) -> None:
+            if self._closed:
+                conn.abort()
+                return
+            origin.idle.append(conn)
+            origin.wake_one()
+
+        def on_closed(conn: Connection) -> None:
+            origin.open -= 1
+            if conn in origin.idle:
+                origin.idle.remove(conn)
+            origin.wake_one()
+
+        conn = Connection(loop, on_idle, on_closed)
+        origin.open += 1
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await loop.create_connection(
+                    lambda: conn, origin.host, origin.port,
+                    ssl=self._ssl if origin.tls else None,
+                    server_hostname=origin.host if origin.tls else None)
+        except BaseException as exc:
+            if conn.made:
+                conn.abort()  # connection_lost does the accounting
+            else:
+                origin.open -= 1
+                origin.wake_one()
+            if isinstance(exc, OSError | TimeoutError) and not isinstance(
+                    exc, asyncio.CancelledError):
+                raise ConnectError(origin.host, origin.port, exc) from exc
+            raise
+        return conn
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    def _parse(self, url: str) -> _Target:
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise InvalidRequest(f"cannot send to {url!r}: need an http(s) URL with a host")
+        port = parts.port or _DEFAULT_PORTS[scheme]
+        host = parts.hostname
+        key = (scheme, host, port)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = _Origin(host, port, scheme == "https")
+        host_header = f"[{host}]" if ":" in host else host
+        if port != _DEFAULT_PORTS[scheme]:
+            host_header += f":{port}"
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        target = _Target(origin, f" {path} HTTP/1.1\r\nHost: {host_header}\r\n")
+        if len(self._targets) >= _URL_CACHE_SIZE:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+
+def _encode(method: str, head: str, headers: Mapping[str, str], body: bytes) -> bytes:
+    lines = [method, head]
+    for name, value in headers.items():
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            raise InvalidRequest(f"header {name!r} holds a line break")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append(f"{_FIXED_HEADERS}Content-Length: {len(body)}\r\n\r\n")
+    # surrogateescape: a header aiohttp decoded from the caller's bytes goes out as sent
+    return "".join(lines).encode("utf-8", "surrogateescape") + body
+

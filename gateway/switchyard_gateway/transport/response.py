@@ -1,0 +1,241 @@
+"""One response on a pooled connection: status, headers, and the body as it arrives.
+
+A `Response` is also the httptools parser's callback object for its exchange, so the
+parser writes straight into it. The body is kept as a list of chunks; the reader takes
+everything buffered at once (`read_chunk`), which for an SSE stream is one or a few
+events per wake-up. Past `HIGH_WATER` bytes not yet read, the socket is paused until
+the reader catches up, so a slow caller cannot make the gateway buffer a whole response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import TYPE_CHECKING
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from switchyard_gateway.transport.errors import BodyCutOff, ConnectionClosed, ProtocolError
+
+if TYPE_CHECKING:
+    from switchyard_gateway.transport.connection import Connection
+
+#: Unread body bytes above which the socket stops reading.
+HIGH_WATER = 256 * 1024
+
+#: Statuses that never have a body (RFC 9110 6.4.1).
+_NO_BODY = frozenset({204, 304})
+
+
+def _decoder(encoding: bytes) -> zlib._Decompress | None:
+    name = encoding.strip().lower()
+    if name in (b"", b"identity"):
+        return None
+    if name in (b"gzip", b"x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == b"deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    raise ProtocolError(f"unsupported content-encoding {encoding.decode('latin-1')!r}")
+
+
+class Response:
+    """The answer to one request. Read it whole (`read`) or as it comes (`read_chunk`);
+    then `release()` it (connection back to the pool if the body was complete) or
+    `close()` it (connection dropped)."""
+
+    __slots__ = (
+        "_chunks", "_conn", "_decoder", "_encoding", "_error", "_framed", "_headers",
+        "_loop", "_parser", "_paused", "_raw_headers", "_unread", "_waiter", "complete",
+        "headers_done", "keep_alive", "received", "status",
+    )
+
+    def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
+        self._conn: Connection | None = conn
+        self._loop = loop
+        self._parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._headers: CIMultiDictProxy[str] | None = None
+        self._encoding = b""
+        self._framed = False  # Content-Length or chunked: the end is known without EOF
+        self._decoder: zlib._Decompress | None = None
+        self._chunks: list[bytes] = []
+        self._unread = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.received = False  # any byte of the answer arrived
+
+    # -- the reader's side ------------------------------------------------------------
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The response headers, case-insensitive (built on first use: the happy path
+        never looks at them)."""
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(CIMultiDict(
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw_headers))
+        return self._headers
+
+    @property
+    def has_data(self) -> bool:
+        """True when `read_chunk` would return without waiting."""
+        return bool(self._chunks) or self.complete or self._error is not None
+
+    async def wait_headers(self) -> None:
+        """Until the status line and headers are in; raises what broke the exchange."""
+        while not self.headers_done:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def read_chunk(self) -> bytes:
+        """Everything buffered so far (waiting for at least one byte), b"" at the end."""
+        while not self._chunks:
+            if self.complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._unread = 0
+        if self._paused:
+            self._paused = False
+            if self._conn is not None:
+                self._conn.resume_reading()
+        return data
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        parts = []
+        while chunk := await self.read_chunk():
+            parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def release(self) -> None:
+        """Done with it: a complete keep-alive exchange returns the connection to the
+        pool, anything else closes it."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self.complete and self.keep_alive and self._error is None:
+            conn.exchange_done()
+        else:
+            conn.abort()
+
+    def close(self) -> None:
+        """Drop the connection, whatever state the exchange is in."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+
+    async def _wait(self) -> None:
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the connection's side -----------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the socket, into the parser."""
+        if self.complete:  # bytes after the end of the answer: the server misbehaves
+            self.keep_alive = False
+            if self._conn is not None:
+                self._conn.abort()
+            return
+        self.received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.fail(ProtocolError("the server switched protocols"))
+        except httptools.HttpParserCallbackError as exc:
+            # raised by one of our callbacks (an unknown content-encoding, a body that
+            # does not decompress); httptools keeps the original as the context
+            cause = exc.__context__
+            self.fail(cause if isinstance(cause, ProtocolError)
+                      else ProtocolError(f"invalid HTTP response: {cause!r}"))
+        except httptools.HttpParserError as exc:
+            self.fail(ProtocolError(f"invalid HTTP response: {exc}"))
+
+    def fail(self, error: BaseException) -> None:
+        """The exchange is broken; the reader gets `error` once the buffer is drained."""
+        if self._error is None and not self.complete:
+            self._error = error
+            if self._conn is not None:
+                self._conn.abort()
+            self._wake()
+
+    def connection_lost(self) -> None:
+        """The socket closed: the end of an unframed body, else a cut exchange."""
+        if self.complete or self._error is not None:
+            return
+        if self.headers_done and not self._framed:
+            self._finish(keep_alive=False)  # body delimited by the close (RFC 9112 6.3)
+        elif self.headers_done:
+            self.fail(BodyCutOff("the server closed the connection mid-body"))
+        else:
+            self.fail(ConnectionClosed("the server closed the connection"))
+
+    def _finish(self, keep_alive: bool) -> None:
+        if self._decoder is not None:
+            self._append(self._decoder.flush())
+        self.complete = True
+        self.keep_alive = keep_alive
+        self._wake()
+
+    def _append(self, data: bytes) -> None:
+        if not data:
+            return
+        self._chunks.append(data)
+        self._unread += len(data)
+        if self._unread > HIGH_WATER and not self._paused and self._conn is not None:
+            self._paused = True
+            self._conn.pause_reading()
+        self._wake()
+
+    # -- httptools callbacks ----------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw_headers.append((name, value))
+        lower = name.lower()
+        if lower == b"content-encoding":
+            self._encoding = value
+        elif lower == b"content-length" or (
+                lower == b"transfer-encoding" and b"chunked" in value.lower()):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        if 100 <= self.status < 200:  # an interim answer: the real one follows
+            self._raw_headers.clear()
+            return
+        if self.status in _NO_BODY:
+            self._framed = True
+        self._decoder = _decoder(self._encoding)
+        self.headers_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self._decoder is not None:
+            try:
+                body = self._decoder.decompress(body)
+            except zlib.error as exc:
+                raise ProtocolError(f"the response body does not decompress: {exc}") from None
+        self._append(body)
+
+    def on_message_complete(self) -> None:
+        if self.headers_done:
+            self._finish(self._parser.should_keep_alive())
