@@ -72,7 +72,7 @@ def main() -> int:
         nginx.stop()
     if "propagation" in sections:
         extra += _guarded("Propagation", lambda: propagation.section(folder, quick=args.quick))
-    versions = {"aiohttp": _aiohttp_version(), **{p: tools.peer_version(p) for p in
+    versions = {**_own_versions(), **{p: tools.peer_version(p) for p in
                                                   ("litellm", "mlflow") if p in names}}
     command = "bench/run.sh" + ("" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))
     text = report.document(table_lines, target_lines, extra, versions, command, plan)
@@ -92,9 +92,9 @@ def _guarded(title: str, part: Callable[[], list[str]]) -> list[str]:
                 f"{exc}).", ""]
 
 
-def _aiohttp_version() -> str:
-    import aiohttp
-    return aiohttp.__version__
+def _own_versions() -> dict[str, str]:
+    from importlib import metadata
+    return {name: metadata.version(name) for name in ("aiohttp", "httptools", "uvloop", "orjson")}
 
 
 if __name__ == "__main__":

@@ -135,9 +135,14 @@ def section(upstream: Upstream, folder: Path, quick: bool = False) -> list[str]:
     iterations = 20_000 if quick else 100_000
     lines += ["", "Routing cost per request (resolve + choose + candidates, in process, "
               "median of 5):", "", "| endpoints | split targets | ns/request |", "|---|---|---|"]
+    cost: dict[tuple[int, int], float] = {}
     for endpoints, targets in ((1, 2), (1000, 2), (1, 16), (1000, 16)):
-        lines.append(f"| {endpoints:,} | {targets} | "
-                     f"{routing_ns(endpoints, targets, iterations):,.0f} |")
+        cost[endpoints, targets] = routing_ns(endpoints, targets, iterations)
+        lines.append(f"| {endpoints:,} | {targets} | {cost[endpoints, targets]:,.0f} |")
+    growth = max(cost[1000, t] / cost[1, t] for t in (2, 16))
+    lines += ["", f"Target (issue 8), routing cost independent of the number of endpoints: "
+              f"1,000 endpoints cost {growth:.2f}x one endpoint at most (within noise = at "
+              f"most 1.15x): **{'met' if growth <= 1.15 else 'missed'}**."]
     streams = 100 if quick else 500
     lines += ["", f"Memory per open stream: {stream_kib(folder, streams):.1f} KiB of gateway "
               f"RSS per stream ({streams} streams held open at once, first content event "

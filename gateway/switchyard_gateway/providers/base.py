@@ -3,7 +3,7 @@
 An adapter translates between the caller's OpenAI-format request/response and one
 provider's wire format, and maps that provider's errors onto `errors.UpstreamError`
 subclasses. Adapters do no I/O: the router's attempt runner (`routing/attempts.py`) owns
-the aiohttp session, timeouts and cancellation, and calls these pure functions around it,
+the transport client, timeouts and cancellation, and calls these pure functions around it,
 so each adapter is tested from recorded payloads without sockets.
 """
 
