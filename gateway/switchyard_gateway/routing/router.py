@@ -88,6 +88,7 @@ class CommittedStream:
         Raises `StreamBroken` if the upstream fails after the commit.
         """
         pending = [event.frame for event in self.head]
+        pending.extend(event.frame for event in self.upstream.ready())
         while True:
             if pending:
                 yield b"".join(pending)
