@@ -129,10 +129,8 @@ class GatewayMetrics:
         costs about 0.7 us a call, several times per request.
         """
         attempts = trace.attempts
-        if (len(attempts) == 1 and trace.first_token_seconds is None
-                and trace.upstream_seconds is not None and trace.usage is not None
-                and attempts[0].outcome == "ok"):
-            # The common case (one successful non-streaming attempt): its six children
+        if len(attempts) == 1 and attempts[0].outcome == "ok":
+            # The common case (one successful attempt, streamed or not): its children
             # found with one lookup.
             fast_key = (trace.endpoint, trace.target, status, attempts[0].target)
             fast = self._fast.get(fast_key)
@@ -142,9 +140,14 @@ class GatewayMetrics:
             requests.inc()
             latency.observe(seconds)
             attempt.inc()
-            upstream.observe(trace.upstream_seconds)
-            prompt.inc(trace.usage.prompt_tokens)
-            completion.inc(trace.usage.completion_tokens)
+            if trace.upstream_seconds is not None:
+                upstream.observe(trace.upstream_seconds)
+            if trace.first_token_seconds is not None:
+                self._child(self.ttft, trace.endpoint or "-", attempts[0].target).observe(
+                    trace.first_token_seconds)
+            if trace.usage is not None:
+                prompt.inc(trace.usage.prompt_tokens)
+                completion.inc(trace.usage.completion_tokens)
             return
         endpoint = trace.endpoint or "-"
         child = self._child
@@ -180,6 +183,10 @@ class GatewayMetrics:
             self._fast.clear()
         self._fast[key] = found
         return found
+
+    def streams_open(self, endpoint: str) -> Any:
+        """The open-streams gauge child of `endpoint` (memoised like the others)."""
+        return self._child(self.active_streams, endpoint)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, memoised (bounded: cleared past `_MAX_CHILDREN`)."""

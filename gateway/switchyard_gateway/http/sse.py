@@ -35,7 +35,7 @@ async def relay(request: web.Request, stream: CommittedStream, trace: RequestTra
                 metrics: GatewayMetrics) -> web.StreamResponse:
     """Send the stream to the caller; always closes the upstream."""
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **routing_headers(trace)})
-    gauge = metrics.active_streams.labels(trace.endpoint)
+    gauge = metrics.streams_open(trace.endpoint)
     gauge.inc()
     try:
         await response.prepare(request)
