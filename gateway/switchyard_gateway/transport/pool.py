@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import socket
 import ssl
 import urllib.parse
 from collections.abc import Mapping
+
+import aiohappyeyeballs
 
 from switchyard_gateway.transport.connection import Connection
 from switchyard_gateway.transport.errors import ConnectError, InvalidRequest
@@ -18,6 +21,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _FIXED_HEADERS = "User-Agent: switchyard\r\nAccept-Encoding: gzip, deflate\r\n"
 #: URLs parsed and remembered (targets x tasks; a config churn cannot grow it past this).
 _URL_CACHE_SIZE = 4096
+#: Seconds before the next address of a host is tried alongside (RFC 8305's default).
+HAPPY_EYEBALLS_DELAY = 0.25
 
 
 @dataclasses.dataclass(slots=True)
@@ -142,10 +147,21 @@ class Pool:
         origin.open += 1
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await loop.create_connection(
-                    lambda: conn, origin.host, origin.port,
-                    ssl=self._ssl if origin.tls else None,
-                    server_hostname=origin.host if origin.tls else None)
+                # Happy Eyeballs (RFC 8305) over every address of the host, as aiohttp
+                # does: a blackholed IPv6 route must not stall IPv4 for the whole timeout
+                # (uvloop's create_connection tries addresses one after another).
+                infos = await loop.getaddrinfo(origin.host, origin.port,
+                                               type=socket.SOCK_STREAM)
+                sock = await aiohappyeyeballs.start_connection(
+                    infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
+                try:
+                    await loop.create_connection(
+                        lambda: conn, sock=sock, ssl=self._ssl if origin.tls else None,
+                        server_hostname=origin.host if origin.tls else None)
+                except BaseException:
+                    if not conn.made:
+                        sock.close()
+                    raise
         except BaseException as exc:
             if conn.made:
                 conn.abort()  # connection_lost does the accounting

@@ -315,3 +315,11 @@ async def test_tls_with_a_trusted_ca(serve, tmp_path: Path) -> None:
         pool.close()
         untrusting.close()
         await server.stop()
+
+
+async def test_host_name_with_several_addresses_connects(serve, pool: Pool) -> None:
+    # "localhost" may resolve to ::1 first; the server listens on 127.0.0.1 only, so the
+    # connection succeeds through Happy Eyeballs trying the next address.
+    server = await serve(fixed(answer(b"{}")))
+    assert await fetch(pool, f"http://localhost:{server.port}/v1") == (200, b"{}")
+    assert f"Host: localhost:{server.port}".encode() in server.requests[0]
