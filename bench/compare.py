@@ -30,7 +30,7 @@ class Plan:
     open_seconds: float = 10.0
     open_warmup: float = 2.0
     stream_rate: int = 50
-    rounds: int = 2
+    rounds: int = 3
 
 
 @dataclasses.dataclass
