@@ -33,7 +33,8 @@ def main() -> int:
     """Run the benchmark; 0 on success."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke check)")
-    parser.add_argument("--rounds", type=int, default=0, help="rounds per system (default 3: a true median)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="rounds per system (default 3: a true median)")
     parser.add_argument("--systems", default="direct,naive,switchyard,switchyard-2w,mlflow,litellm")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
