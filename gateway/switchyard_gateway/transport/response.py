@@ -171,8 +171,17 @@ class Response:
             self.fail(ProtocolError(f"invalid HTTP response: {exc}"))
 
     def fail(self, error: BaseException) -> None:
-        """The exchange is broken; the reader gets `error` once the buffer is drained."""
-        if self._error is None and not self.complete:
+        """The exchange is broken; the reader gets `error` once the buffer is drained.
+
+        After a complete answer (bytes the server should not have sent) the answer
+        stands, but the connection is not trusted with another request.
+        """
+        if self.complete:
+            self.keep_alive = False
+            if self._conn is not None:
+                self._conn.abort()
+            return
+        if self._error is None:
             self._error = error
             if self._conn is not None:
                 self._conn.abort()
@@ -207,6 +216,10 @@ class Response:
         self._wake()
 
     # -- httptools callbacks ----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer to one request, in the same read
+            raise ProtocolError("the server sent more than one answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name, value))

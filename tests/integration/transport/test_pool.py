@@ -323,3 +323,10 @@ async def test_host_name_with_several_addresses_connects(serve, pool: Pool) -> N
     server = await serve(fixed(answer(b"{}")))
     assert await fetch(pool, f"http://localhost:{server.port}/v1") == (200, b"{}")
     assert f"Host: localhost:{server.port}".encode() in server.requests[0]
+
+
+async def test_extra_answer_in_the_same_read_drops_the_connection(serve, pool: Pool) -> None:
+    server = await serve(fixed(answer(b'{"first":1}') + answer(b'{"second":2}')))
+    assert await fetch(pool, server.url()) == (200, b'{"first":1}')
+    assert await fetch(pool, server.url()) == (200, b'{"first":1}')
+    assert server.connections == 2  # the first connection was not trusted again
