@@ -173,9 +173,9 @@ class AttemptRunner:
         except (TransportError, TimeoutError) as exc:
             raise map_transport_error(exc, target.name) from exc
         status = response.status
-        headers = response.headers if not 200 <= status < 300 else None
-        if headers is not None:
-            raise _redacted(_tagged(adapter.map_error(target, status, headers, raw), target), key)
+        if not 200 <= status < 300:
+            raise _redacted(_tagged(adapter.map_error(target, status, response.headers, raw),
+                                    target), key)
         try:
             return adapter.parse_response(target, call.endpoint.task, raw)
         except errors.UpstreamError as exc:

@@ -64,26 +64,9 @@ class CommittedStream:
     deadline: float
     on_break: Callable[[errors.UpstreamError], None]
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
-        """The head events, then the rest as they arrive.
-
-        Raises `StreamBroken` if the upstream fails after the commit.
-        """
-        for event in self.head:
-            yield event
-        while True:
-            try:
-                upcoming = await self.upstream.next_event(self.deadline)
-            except errors.UpstreamError as exc:
-                self.on_break(exc)
-                raise errors.StreamBroken(exc.message, target=self.target.name,
-                                          upstream_status=exc.upstream_status) from exc
-            if upcoming is None:
-                return
-            yield upcoming
-
     async def frames(self) -> AsyncIterator[bytes]:
-        """Like `events`, but every event already at hand joined into one write.
+        """The head events, then the rest as they arrive, every event already at hand
+        joined into one write.
 
         Raises `StreamBroken` if the upstream fails after the commit.
         """

@@ -15,7 +15,7 @@ class Connection(asyncio.Protocol):
     the response is complete and released, `on_idle` hands the connection back."""
 
     __slots__ = ("_loop", "_on_closed", "_on_idle", "_response", "_transport",
-                 "closed", "closing", "exchanges", "idle_since", "made")
+                 "closed", "closing", "idle_since", "made")
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_idle: Callable[[Connection], None],
@@ -28,14 +28,12 @@ class Connection(asyncio.Protocol):
         self.made = False
         self.closing = False  # abort() called; connection_lost has not run yet
         self.closed = False
-        self.exchanges = 0
         self.idle_since = 0.0
 
     def send(self, data: bytes) -> Response:
         """Write one whole request (head and body) and start reading its answer."""
         assert self._transport is not None and self._response is None
         response = self._response = Response(self, self._loop)
-        self.exchanges += 1
         self._transport.write(data)
         return response
 

@@ -98,7 +98,7 @@ class Pool:
             origin.idle.clear()
 
     def idle_connections(self) -> int:
-        """How many connections wait in the pool (for tests and metrics)."""
+        """How many connections wait in the pool (for tests)."""
         return sum(len(o.idle) for o in self._origins.values())
 
     # -- connections ----------------------------------------------------------------------
@@ -115,9 +115,12 @@ class Pool:
             origin.waiters.append(waiter)
             try:
                 await waiter
-            finally:
-                if not waiter.done():
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    origin.wake_one()  # woken, then cancelled: hand the turn on
+                else:
                     waiter.cancel()
+                raise
         return await self._connect(origin, loop)
 
     def _take_idle(self, origin: _Origin, now: float) -> Connection | None:

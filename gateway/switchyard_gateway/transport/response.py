@@ -47,7 +47,7 @@ class Response:
     __slots__ = (
         "_chunks", "_conn", "_decoder", "_encoding", "_error", "_framed", "_headers",
         "_loop", "_parser", "_paused", "_raw_headers", "_unread", "_waiter", "complete",
-        "headers_done", "keep_alive", "received", "status",
+        "headers_done", "keep_alive", "status",
     )
 
     def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
@@ -68,7 +68,6 @@ class Response:
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
-        self.received = False  # any byte of the answer arrived
 
     # -- the reader's side ------------------------------------------------------------
 
@@ -156,7 +155,6 @@ class Response:
             if self._conn is not None:
                 self._conn.abort()
             return
-        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:

@@ -330,3 +330,23 @@ async def test_extra_answer_in_the_same_read_drops_the_connection(serve, pool: P
     assert await fetch(pool, server.url()) == (200, b'{"first":1}')
     assert await fetch(pool, server.url()) == (200, b'{"first":1}')
     assert server.connections == 2  # the first connection was not trusted again
+
+
+async def test_waiter_woken_then_cancelled_hands_its_turn_on() -> None:
+    # At the per-host limit, a freed connection wakes one waiter; if that waiter is
+    # cancelled before it runs (its deadline, its client gone), the next one must get the
+    # turn instead of waiting forever.
+    pool = Pool(limit_per_host=1)
+    origin = pool._parse("http://127.0.0.1:9/v1").origin
+    origin.open = 1  # one connection busy elsewhere
+    first = asyncio.create_task(pool._acquire(origin))
+    second = asyncio.create_task(pool._acquire(origin))
+    await asyncio.sleep(0)
+    freed = type("Freed", (), {"usable": True, "idle_since": 0.0, "abort": lambda self: None})()
+    origin.idle.append(freed)  # type: ignore[arg-type]
+    freed.idle_since = asyncio.get_running_loop().time()
+    origin.wake_one()
+    first.cancel()
+    assert await asyncio.wait_for(second, 1) is freed
+    with pytest.raises(asyncio.CancelledError):
+        await first
