@@ -22,12 +22,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/switchyard
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone, so a code change reuses this layer.
-COPY pyproject.toml README.md ./
-RUN mkdir -p operator gateway \
-    && /opt/switchyard/bin/pip install --no-compile "setuptools>=68" wheel \
-    && /opt/switchyard/bin/python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); print('\n'.join(d['project']['dependencies']))" > /tmp/requirements.txt \
-    && /opt/switchyard/bin/pip install --no-compile -r /tmp/requirements.txt
+# Dependencies first, from the lock alone (exact versions, hashes checked), so a code change
+# reuses this layer and every build installs the same packages CI tested.
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN /opt/switchyard/bin/pip install --no-compile --require-hashes -r /tmp/runtime.lock \
+    && /opt/switchyard/bin/pip install --no-compile "setuptools>=77" wheel
+COPY pyproject.toml README.md LICENSE ./
 COPY operator/ operator/
 COPY gateway/ gateway/
 RUN /opt/switchyard/bin/pip install --no-compile --no-deps . \

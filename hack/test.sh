@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: venv + dependencies, the Go-built control plane
 # (cached in ~/.cache/switchyard), lint (ruff), types (mypy), layering (import-linter),
-# then pytest: unit, integration (real HTTP servers) and e2e (real kube-apiserver).
+# the unit tests again on the lowest dependency versions pyproject.toml allows, then pytest:
+# unit, integration (real HTTP servers) and e2e (real kube-apiserver).
 # Extra arguments go to pytest, e.g. hack/test.sh tests/unit -k weights
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +32,9 @@ echo "== mypy" >&2
 "$BIN/mypy"
 echo "== import-linter" >&2
 "$BIN/lint-imports"
+
+echo "== minimum versions (pyproject's lower bounds, unit tests)" >&2
+UV="$BIN/uv" hack/min-versions.sh
 
 echo "== pytest" >&2
 set +e

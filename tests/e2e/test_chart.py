@@ -104,8 +104,6 @@ def _by_kind(docs: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 MATRIX: dict[str, dict[str, Any]] = {
     "defaults": {},
     "restricted": {"watchNamespaces": "WATCHED"},
-    "webhook": {"webhook.enabled": True},
-    "webhook-restricted": {"webhook.enabled": True, "watchNamespaces": "WATCHED"},
     "hpa": {"gateway.autoscaling.enabled": True,
             "gateway.autoscaling.targetMemoryUtilizationPercentage": 80},
     "networkpolicy": {"gateway.networkPolicy.enabled": True, "watchNamespaces": "WATCHED"},
@@ -116,7 +114,7 @@ MATRIX: dict[str, dict[str, Any]] = {
                              "gateway.auth.existingSecret": "inbound-tokens"},
     "standalone-operator": {"operator.leaderElection.enabled": False},
     "everything": {
-        "watchNamespaces": "WATCHED", "webhook.enabled": True,
+        "watchNamespaces": "WATCHED",
         "gateway.autoscaling.enabled": True, "gateway.networkPolicy.enabled": True,
         "gateway.auth.enabled": True, "gateway.auth.tokens": ["token-0123456789abcdef"],
         "operator.replicas": 2, "allowedEnvKeys": ["OPENAI_API_KEY"],
@@ -157,8 +155,9 @@ def test_rendered_chart_passes_server_side_dry_run(
     if restricted:
         role_namespaces = {d["metadata"]["namespace"] for d in _by_kind(docs, "RoleBinding")}
         assert role_namespaces == {*watched, namespace}  # + the Lease Role at home
-    if MATRIX[case].get("webhook.enabled"):
-        _check_webhook(docs, watched if restricted else None)
+    # No admission webhook is served, so none may be registered: with failurePolicy Fail it
+    # would reject every GatewayEndpoint write (the CRD's CEL rules do the admission checks).
+    assert "ValidatingWebhookConfiguration" not in kinds
     if MATRIX[case].get("gateway.networkPolicy.enabled"):
         _check_network_policy(docs, namespace, watched if restricted else None)
 
@@ -188,17 +187,6 @@ def _check_pod_conventions(docs: Sequence[dict[str, Any]]) -> None:
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
-def _check_webhook(docs: Sequence[dict[str, Any]], watched: list[str] | None) -> None:
-    (config,) = _by_kind(docs, "ValidatingWebhookConfiguration")
-    (hook,) = config["webhooks"]
-    assert hook["failurePolicy"] == "Ignore"
-    (secret,) = [d for d in _by_kind(docs, "Secret") if d["type"] == "kubernetes.io/tls"]
-    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
-    if watched:
-        (expr,) = hook["namespaceSelector"]["matchExpressions"]
-        assert expr["values"] == watched
-
-
 def _check_network_policy(docs: Sequence[dict[str, Any]], release_ns: str,
                           watched: list[str] | None) -> None:
     (policy,) = _by_kind(docs, "NetworkPolicy")
@@ -218,7 +206,7 @@ def _check_network_policy(docs: Sequence[dict[str, Any]], release_ns: str,
     (["--set=gateway.auth.enabled=yes"], "at '/gateway/auth/enabled': got string, want boolean"),
     (["--set=watchNamespaces=team-a"], "at '/watchNamespaces': got string, want array"),
     (["--set=gateway.replicsa=3"], "additional properties 'replicsa' not allowed"),
-    (["--set=webhook.failurePolicy=Sometimes"], "at '/webhook/failurePolicy'"),
+    (["--set=webhook.enabled=true"], "additional properties 'webhook' not allowed"),
     (["--set=watchNamespaces={Team_A}"], "at '/watchNamespaces/0'"),
 ])
 def test_wrong_values_fail_the_schema_with_a_clear_message(
@@ -248,23 +236,14 @@ def test_incoherent_values_fail_with_a_clear_message(
 
 
 def test_optional_objects_needing_third_party_crds_render(helm: Helm) -> None:
-    """ServiceMonitor and cert-manager objects: rendered and checked here, not applied
-    (their CRDs belong to the Prometheus Operator and cert-manager)."""
+    """The ServiceMonitor: rendered and checked here, not applied (its CRD belongs to the
+    Prometheus Operator)."""
     docs = _docs(helm.template("sy", "switchyard", *_sets(**{
         "gateway.serviceMonitor.enabled": True, "gateway.serviceMonitor.labels": {"a": "b"},
-        "webhook.enabled": True, "webhook.certManager.enabled": True})).stdout)
+    })).stdout)
     (monitor,) = _by_kind(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0] == {
         "port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
-    (certificate,) = _by_kind(docs, "Certificate")
-    (issuer,) = _by_kind(docs, "Issuer")
-    assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
-    assert certificate["spec"]["dnsNames"][0] == "sy-switchyard-webhook.switchyard.svc"
-    (config,) = _by_kind(docs, "ValidatingWebhookConfiguration")
-    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
-        "switchyard/sy-switchyard-webhook")
-    assert "caBundle" not in config["webhooks"][0]["clientConfig"]
-    assert not [d for d in _by_kind(docs, "Secret") if d["type"] == "kubernetes.io/tls"]
 
 
 def test_chart_rules_equal_the_documented_minimal_rbac(helm: Helm) -> None:
@@ -315,7 +294,7 @@ def test_install_then_upgrade(helm: Helm, cluster: Cluster, namespace: str,
     cluster.kubectl("create", "secret", "generic", "inbound-tokens", "-n", namespace,
                     "--from-literal=tokens=token-0123456789abcdef")
     helm.install(release, namespace, *_sets(
-        watchNamespaces=watched, **{"webhook.enabled": True, "gateway.auth.enabled": True,
+        watchNamespaces=watched, **{"gateway.auth.enabled": True,
                                     "gateway.auth.existingSecret": "inbound-tokens"}))
 
     gateway = _get(cluster, "deployment", f"{release}-switchyard-gateway", "-n", namespace)
@@ -335,9 +314,6 @@ def test_install_then_upgrade(helm: Helm, cluster: Cluster, namespace: str,
     op_args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--lease-namespace={namespace}" in op_args
     assert f"--namespaces={','.join(watched)}" in op_args
-    webhook = _get(cluster, "validatingwebhookconfiguration",
-                   f"{namespace}-{release}-switchyard-webhook")
-    ca_before = webhook["webhooks"][0]["clientConfig"]["caBundle"]
     for ns in watched:
         cluster.kubectl("get", "role,rolebinding", "-n", ns, f"{release}-switchyard-gateway",
                         f"{release}-switchyard-operator")
@@ -346,16 +322,13 @@ def test_install_then_upgrade(helm: Helm, cluster: Cluster, namespace: str,
                                   f"{namespace}-{release}-switchyard-{component}", check=False)
         assert "NotFound" in missing.stderr  # restricted: no ClusterRole at all
 
-    # Upgrade: more gateways behind an HPA; the webhook's certificate is kept (looked up).
+    # Upgrade: more gateways behind an HPA.
     helm.upgrade(release, namespace, "--reuse-values", *_sets(**{
         "gateway.autoscaling.enabled": True, "gateway.autoscaling.minReplicas": 3}))
     status = json.loads(helm.run("status", release, "-n", namespace, "-o", "json").stdout)
     assert status["version"] == 2 and status["info"]["status"] == "deployed"
     hpa = _get(cluster, "hpa", f"{release}-switchyard-gateway", "-n", namespace)
     assert hpa["spec"]["minReplicas"] == 3
-    webhook = _get(cluster, "validatingwebhookconfiguration",
-                   f"{namespace}-{release}-switchyard-webhook")
-    assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == ca_before
 
 
 def test_crd_upgrade_path(helm: Helm, cluster: Cluster, namespace: str, release: str) -> None:

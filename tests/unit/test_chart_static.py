@@ -238,7 +238,13 @@ def test_dockerfile_copies_only_what_the_build_needs() -> None:
     copied = [shlex.split(rest)[:-1] for word, rest in _dockerfile_instructions()
               if word == "COPY" and "--from=" not in rest]
     sources = {s.rstrip("/") for srcs in copied for s in srcs}
-    assert sources <= {"pyproject.toml", "README.md", "operator", "gateway"}
+    assert sources <= {"pyproject.toml", "README.md", "LICENSE", "requirements/runtime.lock",
+                       "operator", "gateway"}
+
+
+def test_dockerfile_installs_the_locked_dependencies_with_hashes() -> None:
+    runs = " ".join(rest for word, rest in _dockerfile_instructions() if word == "RUN")
+    assert "--require-hashes -r /tmp/runtime.lock" in runs
 
 
 @pytest.mark.parametrize("path", [".git/HEAD", ".venv/bin/python", "tests/unit/x.py",

@@ -7,7 +7,7 @@ Names, labels and the small computations that several templates share.
 {{- end }}
 
 {{/*
-Full name, cut at 50 characters so that "<fullname>-operator-webhook" and the like still
+Full name, cut at 50 characters so that "<fullname>-operator-metrics" and the like still
 fit in 63.
 */}}
 {{- define "switchyard.fullname" -}}
@@ -29,10 +29,6 @@ fit in 63.
 
 {{- define "switchyard.gatewayName" -}}
 {{- printf "%s-gateway" (include "switchyard.fullname" .) }}
-{{- end }}
-
-{{- define "switchyard.webhookName" -}}
-{{- printf "%s-webhook" (include "switchyard.fullname" .) }}
 {{- end }}
 
 {{- define "switchyard.chart" -}}
@@ -111,14 +107,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-auth" (include "switchyard.gatewayName" .)) .Values.gateway.auth.existingSecret }}
 {{- end }}
 
-{{- define "switchyard.webhookServiceName" -}}
-{{- include "switchyard.webhookName" . }}
-{{- end }}
-
-{{- define "switchyard.webhookSecretName" -}}
-{{- printf "%s-tls" (include "switchyard.webhookName" .) }}
-{{- end }}
-
 {{/* Name of a cluster-scoped object: the release namespace keeps two releases apart. */}}
 {{- define "switchyard.clusterObjectName" -}}
 {{- $full := printf "%s-%s-%s" .root.Release.Namespace (include "switchyard.fullname" .root) .suffix }}
@@ -172,36 +160,6 @@ docs/operator-rbac.yaml, which docs/operator.md explains one by one.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-{{- end }}
-
-{{/*
-The webhook's serving certificate when cert-manager is off, as YAML with caCrt, tlsCrt and
-tlsKey (base64). Generated once per render and memoised on the root context, so the
-Secret, the webhook's caBundle and the operator's checksum annotation agree; an existing
-Secret from an earlier release is reused, so upgrades keep the certificate.
-*/}}
-{{- define "switchyard.webhookCertificate" -}}
-{{- if not (hasKey .Values "__switchyardWebhookCert") }}
-{{- $secretName := include "switchyard.webhookSecretName" . }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName }}
-{{- $cert := dict }}
-{{- if and $existing (hasKey ($existing.data | default dict) "ca.crt") (hasKey $existing.data "tls.crt") (hasKey $existing.data "tls.key") }}
-{{- $_ := set $cert "caCrt" (index $existing.data "ca.crt") }}
-{{- $_ := set $cert "tlsCrt" (index $existing.data "tls.crt") }}
-{{- $_ := set $cert "tlsKey" (index $existing.data "tls.key") }}
-{{- else }}
-{{- $svc := include "switchyard.webhookServiceName" . }}
-{{- $days := int .Values.webhook.selfSignedValidityDays }}
-{{- $ca := genCA (printf "%s-ca" $svc) $days }}
-{{- $dns := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
-{{- $leaf := genSignedCert (printf "%s.%s.svc" $svc .Release.Namespace) nil $dns $days $ca }}
-{{- $_ := set $cert "caCrt" ($ca.Cert | b64enc) }}
-{{- $_ := set $cert "tlsCrt" ($leaf.Cert | b64enc) }}
-{{- $_ := set $cert "tlsKey" ($leaf.Key | b64enc) }}
-{{- end }}
-{{- $_ := set .Values "__switchyardWebhookCert" $cert }}
-{{- end }}
-{{- toYaml (get .Values "__switchyardWebhookCert") }}
 {{- end }}
 
 {{- define "switchyard.leaseName" -}}
