@@ -133,7 +133,10 @@ def normalize(endpoint: GatewayEndpoint) -> models.EndpointConfig:
         traffic_split=split,
         fallbacks=fallbacks,
         policy=spec.policy,
-        spec_hash=spec_hash(body),
+        # The schema version is hashed with the spec: an operator that renders a new
+        # payload shape must rewrite every ConfigMap (its "no write when the hash is
+        # unchanged" would otherwise keep old payloads until gateways stop reading them).
+        spec_hash=spec_hash({"schemaVersion": models.SCHEMA_VERSION, **body}),
     )
 
 
@@ -154,7 +157,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def spec_hash(normalised_spec: Any) -> str:
-    """Content hash of the normalised spec: `sha256:<hex>`."""
+    """Content hash of the normalised spec (and its schema version): `sha256:<hex>`."""
     return "sha256:" + hashlib.sha256(canonical_json(normalised_spec)).hexdigest()
 
 

@@ -116,6 +116,26 @@ def _embeddings_single(spec: Obj) -> str | None:
     )
 
 
+@twin(
+    "!has(self.task) || self.task != 'embeddings' || !has(self.fallbacks)"
+    " || size(self.trafficSplit) == 0"
+    " || self.fallbacks.all(f, f.model == self.trafficSplit[0].model)"
+)
+def _embeddings_same_model(spec: Obj) -> str | None:
+    split, fallbacks = spec.get("trafficSplit") or [], spec.get("fallbacks") or []
+    if spec.get("task") != "embeddings" or not split:
+        return None
+    model = split[0].get("model")
+    other = next((f.get("model") for f in fallbacks if f.get("model") != model), None)
+    if other is None:
+        return None
+    return (
+        f"fallback model {other} is not the trafficSplit model {model}: with task embeddings a"
+        " fallback must serve the same model (another key, region or provider), as vectors of"
+        " another model live in another space"
+    )
+
+
 def _task_support(task: str) -> Twin:
     allowed = TASK_PROVIDERS[task]
     quoted = ", ".join(f"'{p}'" for p in allowed)

@@ -99,3 +99,16 @@ def test_unknown_schema_version_and_extra_fields_are_refused() -> None:
     ):
         with pytest.raises(InvalidEndpoint):
             load_config(bad)
+
+
+def test_a_schema_version_bump_changes_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator skips a write when the hash is unchanged: a new payload shape must show
+    in the hash, or ConfigMaps rendered by the previous operator would never be rewritten."""
+    from switchyard_schema import models
+
+    manifest = yaml.safe_load((ROOT / "examples" / "01-ab-split.yaml").read_text())
+    before = normalize(parse_endpoint(manifest)).spec_hash
+    monkeypatch.setattr(models, "SCHEMA_VERSION", models.SCHEMA_VERSION + 1)
+    after = normalize(parse_endpoint(manifest))
+    assert after.schema_version == models.SCHEMA_VERSION
+    assert after.spec_hash != before
