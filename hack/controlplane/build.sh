@@ -61,7 +61,38 @@ build etcd go.etcd.io/etcd/server/v3 etcd \
 build k8s k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "$(k8s_ldflags)"
 build k8s k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "$(k8s_ldflags)"
 build k8s k8s.io/kubernetes/cmd/kubectl kubectl "$(k8s_ldflags)"
-build helm helm.sh/helm/v3/cmd/helm helm \
-  "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+# Helm's release build also stamps the Kubernetes version that `helm template` assumes
+# without --kube-version (one minor above its client-go's v0.x, as helm's Makefile derives
+# it); without the stamp helm assumes 1.20 and refuses charts that need a newer one.
+helm_ldflags() {
+  local client_go major minor
+  client_go="$(cd "$HERE/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)"  # v0.37.0
+  client_go="${client_go#v}"
+  major=$(( ${client_go%%.*} + 1 ))
+  minor="${client_go#*.}"; minor="${minor%%.*}"
+  local x="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  x+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    x+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+  done
+  echo "$x"
+}
+
+# The Kubernetes version a cached helm assumes; a helm built before the stamp says v1.20.0.
+helm_kube_version() {
+  local chart
+  chart="$(mktemp -d)"
+  mkdir -p "$chart/templates"
+  printf 'apiVersion: v2\nname: probe\nversion: 0.0.0\n' > "$chart/Chart.yaml"
+  printf 'kube: {{ .Capabilities.KubeVersion.Version }}\n' > "$chart/templates/probe.yaml"
+  "$BIN/helm" template probe "$chart" 2>/dev/null | sed -n 's/^kube: //p'
+  rm -rf "$chart"
+}
+
+if [[ -x "$BIN/helm" && "$(helm_kube_version)" == "v1.20.0" ]]; then
+  log "cached helm lacks the Kubernetes version stamp: rebuilding it"
+  rm -f "$BIN/helm"
+fi
+build helm helm.sh/helm/v3/cmd/helm helm "$(helm_ldflags)"
 
 echo "$BIN"
