@@ -29,6 +29,7 @@ from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_kube import client as kube
+from switchyard_kube import login
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
         return create_app(settings, store, credentials, registry.adapter_for, [source])
     # In a cluster, env keys are platform keys: none unless --allow-env-keys names them.
     credentials = Credentials(os.environ, settings.allow_env_keys or ())
-    client = kube.Client(kube.load(settings.kubeconfig))
+    client = kube.Client(login.load(settings.kubeconfig))
     metrics = GatewayMetrics()
     hooks = ClusterHooks(
         propagation=metrics.propagation.observe,

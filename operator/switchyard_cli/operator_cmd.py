@@ -97,9 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _connection(args: argparse.Namespace) -> object:
-    from switchyard_kube import client as kubeclient
+    from switchyard_kube import login
 
-    return kubeclient.load(args.kubeconfig, args.context)
+    return login.load(args.kubeconfig, args.context)
 
 
 @contextlib.asynccontextmanager

@@ -2,28 +2,24 @@
 
 Callers: the operator's `apply.py` and `lease.py` (its only modules that talk to the API
 server), the gateway's in-cluster config source (through `reflector.py`), and the CLI,
-which loads the connection once (`load`). It maps HTTP statuses to a small error tree in
-one place and never puts a response body longer than a short cut-off into an exception
-(a Secret's body must never reach a log). Tokens are re-read from their file on every
-request, as projected ServiceAccount tokens rotate.
+which loads the connection once (`login.load`). It maps HTTP statuses to a small error tree
+in one place and never puts a response body longer than a short cut-off into an exception
+(a Secret's body must never reach a log). The token is asked of `Connection.bearer()` on
+every request, as projected ServiceAccount tokens rotate and exec-plugin tokens expire.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
-import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
-_SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: Error bodies are cut here before they reach exceptions and logs.
 _BODY_CUTOFF = 256
 
@@ -37,12 +33,20 @@ class Connection:
     insecure: bool = False
     token: str | None = None
     token_path: str | None = None
+    #: Called for the token on every request when set (see `login`: exec plugins and
+    #: in-cluster tokens are fetched again by the official loaders once they expire).
+    token_source: Callable[[], str | None] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
     certificate_data: bytes | None = None
     private_key_data: bytes | None = None
     default_namespace: str = "default"
 
     def bearer(self) -> str | None:
-        """The bearer token, re-read from its file when it has one (projected tokens rotate)."""
+        """The bearer token: from its source, else re-read from its file (projected tokens
+        rotate), else the fixed one."""
+        if self.token_source is not None:
+            return self.token_source()
         if self.token_path:
             return Path(self.token_path).read_text("utf-8").strip()
         return self.token
@@ -71,81 +75,6 @@ class Transient(ApiError):
 
 class Gone(ApiError):
     """410: a watch's resourceVersion is too old; list again."""
-
-
-def _read_data(entry: dict[str, Any], key: str, base_dir: Path) -> bytes | None:
-    if entry.get(f"{key}-data"):
-        return base64.b64decode(entry[f"{key}-data"])
-    if entry.get(key):
-        return (base_dir / str(entry[key])).read_bytes()
-    return None
-
-
-def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> Connection:
-    """Read one context of a kubeconfig file (token or client-certificate auth).
-
-    Raises `ValueError` when the file lacks the context, cluster or user it names.
-    """
-    file = Path(path).expanduser()
-    config = yaml.safe_load(file.read_text("utf-8")) or {}
-    name = context or config.get("current-context")
-    contexts = {c["name"]: c.get("context") or {} for c in config.get("contexts", [])}
-    clusters = {c["name"]: c.get("cluster") or {} for c in config.get("clusters", [])}
-    users = {u["name"]: u.get("user") or {} for u in config.get("users", [])}
-    if name not in contexts:
-        raise ValueError(f"{file}: no context {name!r}")
-    ctx = contexts[name]
-    cluster = clusters.get(ctx.get("cluster"))
-    if cluster is None:
-        raise ValueError(f"{file}: context {name!r} names no known cluster")
-    user = users.get(ctx.get("user"), {})
-    base = file.parent
-    token_file = user.get("tokenFile")
-    return Connection(
-        server=str(cluster["server"]).rstrip("/"),
-        ca_data=_read_data(cluster, "certificate-authority", base),
-        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
-        token=user.get("token"),
-        token_path=str(base / token_file) if token_file else None,
-        certificate_data=_read_data(user, "client-certificate", base),
-        private_key_data=_read_data(user, "client-key", base),
-        default_namespace=ctx.get("namespace") or "default",
-    )
-
-
-def load_in_cluster() -> Connection:
-    """The pod's ServiceAccount credentials. Raises `ValueError` outside a cluster."""
-    host = os.environ.get("KUBERNETES_SERVICE_HOST")
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    if not host or not (_SA_DIR / "token").exists():
-        raise ValueError("not running in a cluster (no service host or ServiceAccount token)")
-    host = f"[{host}]" if ":" in host else host
-    return Connection(
-        server=f"https://{host}:{port}",
-        ca_data=(_SA_DIR / "ca.crt").read_bytes(),
-        token_path=str(_SA_DIR / "token"),
-        default_namespace=(_SA_DIR / "namespace").read_text("utf-8").strip(),
-    )
-
-
-def load(kubeconfig: str | None = None, context: str | None = None) -> Connection:
-    """An explicit kubeconfig, else in-cluster credentials, else ~/.kube/config.
-
-    The KUBECONFIG environment variable is deliberately ignored: a process started by a
-    test must never reach whatever cluster the developer's shell points at. Raises
-    `ValueError` when none of the three is available.
-    """
-    if kubeconfig:
-        return load_kubeconfig(kubeconfig, context)
-    try:
-        return load_in_cluster()
-    except ValueError:
-        home = Path("~/.kube/config").expanduser()
-        if not home.is_file():
-            raise ValueError(
-                "not in a cluster, no --kubeconfig given and no ~/.kube/config"
-            ) from None
-        return load_kubeconfig(home, context)
 
 
 def _ssl_context(conn: Connection) -> ssl.SSLContext | bool:
