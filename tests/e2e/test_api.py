@@ -171,6 +171,16 @@ def test_get_shows_the_printer_columns(cluster: Cluster, namespace: str) -> None
     assert table[1].split()[:2] == ["chat", "chat"]
 
 
+def test_task_column_is_never_blank(cluster: Cluster, namespace: str) -> None:
+    """`task` omitted: the API server fills its default, so TASK shows chat, not nothing."""
+    cluster.apply(ENDPOINT.replace("  task: chat\n", ""), namespace)
+    stored = cluster.kubectl("get", "gwe", "chat", "-n", namespace, "-o",
+                             "jsonpath={.spec.task}").stdout
+    assert stored == "chat"
+    row = cluster.kubectl("get", "gwe", "chat", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:2] == ["chat", "chat"]
+
+
 def test_explain_shows_the_field_docs(cluster: Cluster) -> None:
     weight = cluster.kubectl("explain", "gwe.spec.trafficSplit.weight").stdout
     assert "FIELD: weight <integer>" in weight

@@ -60,7 +60,9 @@ def _runs(tmp_path: Path) -> int:
 
 def _token(cluster: Cluster, namespace: str) -> str:
     cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
-    cluster.kubectl("create", "rolebinding", "reader", "-n", namespace, "--clusterrole=view",
+    cluster.kubectl("create", "role", "reader", "-n", namespace, "--verb=list",
+                    "--resource=configmaps")
+    cluster.kubectl("create", "rolebinding", "reader", "-n", namespace, "--role=reader",
                     f"--serviceaccount={namespace}:reader")
     return cluster.kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
 
