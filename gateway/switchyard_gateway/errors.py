@@ -19,8 +19,15 @@ from switchyard_schema import FailureKind
 DETAIL_LIMIT = 300
 
 
+#: Retry-After (seconds) of a 429 when neither a provider nor a cooldown says when to come
+#: back (a provider's 429 without Retry-After, below the cooldown threshold): one second,
+#: the shortest value the header can express, so a client backs off without waiting long.
+DEFAULT_RETRY_AFTER = 1.0
+
+
 def cut(text: str, limit: int = DETAIL_LIMIT) -> str:
-    """Shorten upstream text for logs and error bodies."""
+    """Shorten text for logs and error bodies. Upstream text is scrubbed of keys first
+    (`redaction.Redactor.scrub` cuts after scrubbing): cutting never removes a key."""
     return text if len(text) <= limit else text[:limit] + "..."
 
 
