@@ -6,6 +6,7 @@ header the transport refuses (`Content-Encoding`), whose error text quotes the v
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 from collections.abc import AsyncIterator
@@ -39,6 +40,17 @@ async def _echo(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": error}, status=400)
     if how == "type":  # a 500 whose error type is the key
         return web.json_response({"error": {"message": "no", "type": key}}, status=500)
+    if how == "stream":  # content, then an in-band error whose type is part of the key
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"},
+                              "finish_reason": None}]}
+        await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        await asyncio.sleep(0.05)  # after the gateway committed to this stream
+        error = {"error": {"message": key, "type": "x" * int(pad) + key[:24]}}
+        await response.write(b"data: " + orjson.dumps(error) + b"\n\n")
+        return response
     # A 200 with a Content-Encoding the transport does not speak: the key.
     return web.Response(body=b"{}", headers={"Content-Type": "application/json",
                                              "Content-Encoding": key})
@@ -82,3 +94,24 @@ async def test_key_echoed_past_the_cut_in_an_error_body_or_a_header_never_leaks(
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert _leaks(logged) == []
     assert "switchyard.access" in {r.name for r in caplog.records}
+
+
+async def test_key_echoed_in_an_error_event_mid_stream_never_leaks(
+        tmp_path: pathlib.Path, echo_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    doc = endpoint("chat", [openai_target("echo", echo_url, "ECHO_KEY", weight=100)])
+    seen: list[str] = []
+    async with (running_gateway(tmp_path / "cfg", [doc], ENV) as gw,
+                openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="caller",
+                                   max_retries=0) as client):
+        for pad in (0, 250, 270, 290):
+            with pytest.raises(openai.APIError) as info:
+                stream = await client.chat.completions.create(
+                    model="chat", messages=MESSAGES, stream=True, user=f"stream:{pad}")
+                async for chunk in stream:
+                    seen.append(chunk.model_dump_json())
+            seen.append(f"{info.value} {info.value.body}")
+    assert any("[REDACTED]" in s for s in seen)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert _leaks("\n".join(seen)) == []
+    assert _leaks(logged) == []
