@@ -19,10 +19,6 @@ from switchyard_gateway.routing.router import RequestTrace, Router
 from switchyard_gateway.settings import GatewaySettings
 
 
-def _no_keys() -> redaction.Redactor:
-    return redaction.EMPTY
-
-
 @dataclasses.dataclass(slots=True)
 class GatewayState:
     """Shared by every request of one app. Mutated only on the event loop."""
@@ -37,7 +33,7 @@ class GatewayState:
     #: The batched stderr sink of `--access-log stderr` (None: the logger, or off).
     access_writer: AccessLogWriter | None = None
     #: The current key scrubber, for anything logged about a request (`Credentials.redactor`).
-    redactor: Callable[[], redaction.Redactor] = _no_keys
+    redactor: Callable[[], redaction.Redactor] = redaction.no_keys
 
 
 STATE = web.AppKey("switchyard_state", GatewayState)

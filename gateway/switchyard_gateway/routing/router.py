@@ -117,15 +117,11 @@ class _Walk:
 Redactors = Callable[[], redaction.Redactor]
 
 
-def _no_keys() -> redaction.Redactor:
-    return redaction.EMPTY
-
-
 class Router:
     """Routes requests; shared by all requests of one app."""
 
     def __init__(self, runner: AttemptRunner, cooldowns: Cooldowns,
-                 rng: random.Random | None = None, redactor: Redactors = _no_keys) -> None:
+                 rng: random.Random | None = None, redactor: Redactors = redaction.no_keys) -> None:
         """`redactor` gives the current key scrubber (`Credentials.redactor`)."""
         self._runner = runner
         self._cooldowns = cooldowns
