@@ -23,11 +23,39 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    HttpProcessingError,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+    PayloadEncodingError,
+)
 
 from switchyard_gateway.http.errors import error_response
 
 log = logging.getLogger(__name__)
+
+#: What was wrong, by parser error class, most specific first. Said in our words: the
+#: parser's own message quotes the request's bytes.
+_PROBLEMS: tuple[tuple[type[HttpProcessingError], str], ...] = (
+    (LineTooLong, "the request line or a header is longer than the server accepts "
+                  "(8190 bytes)"),
+    (InvalidHeader, "a header name or value holds characters HTTP does not allow"),
+    (InvalidURLError, "the request target (URL) is malformed"),
+    (BadStatusLine, "the request line is malformed (method, target and HTTP version)"),
+    (PayloadEncodingError, "the body's framing (Content-Length, Transfer-Encoding or "
+                           "Content-Encoding) is invalid"),
+)
+
+
+def problem_of(exc: BaseException) -> str:
+    """What was wrong with a refused request, without any of its bytes."""
+    for cls, problem in _PROBLEMS:
+        if isinstance(exc, cls):
+            return problem
+    return "the request head is malformed"
 
 
 class JsonErrorRequestHandler(web.RequestHandler):
@@ -42,8 +70,10 @@ class JsonErrorRequestHandler(web.RequestHandler):
         """
         name = type(exc).__name__ if exc is not None else "error"
         if isinstance(exc, HttpProcessingError):
-            log.warning("malformed HTTP request refused: %s (status %d)", name, status)
-            text = f"the request is not valid HTTP/1.1 ({name}); it was not processed"
+            # Non-HTTP bytes on the port (TLS, scanners) are routine: debug, as aiohttp does.
+            level = logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.WARNING
+            log.log(level, "malformed HTTP request refused: %s (status %d)", name, status)
+            text = f"not a valid HTTP/1.1 request: {problem_of(exc)}; it was not processed"
             response = error_response(status, text, "invalid_request_error", "malformed_request")
         else:  # an error outside the app's middlewares (never expected)
             log.error("request failed outside the gateway app: %s (status %d)", name, status)
