@@ -11,7 +11,8 @@ truncates, a provider that prints the first characters), and a message cut at a 
 length can end in the middle of an echoed key. So every run of text that matches any
 `PIECE`-character piece of a key is replaced, the whole text is scrubbed before it is cut,
 and the result is checked again (a marker next to key-like text could, in theory, form a
-new piece; then the whole message is withheld). Keys shorter than `PIECE` are replaced
+new piece, or a key could be made of the marker's characters; then the whole message is
+withheld). Keys shorter than `PIECE` are replaced
 where they occur whole; keys shorter than `MIN_KEY` are ignored (too short to tell from
 ordinary words).
 
@@ -67,20 +68,26 @@ class Redactor:
             text = text[:_window(limit)]
         if self:
             for _ in range(_PASSES):
-                scrubbed = self._replace(text)
-                if scrubbed == text:
+                if not self.holds_key(text):
                     break
-                text = scrubbed
+                text = self._replace(text)
             else:
-                if self._replace(text) != text:
-                    text = WITHHELD
+                if self.holds_key(text):  # the marker itself makes up a key piece
+                    text = "" if self.holds_key(WITHHELD) else WITHHELD
         if limit is not None and len(text) > limit:
-            text = text[:limit] + "..."
+            text = text[:limit]
+            # The ellipsis could complete a piece of a key that holds dots: then none.
+            if not (self and self.holds_key(text + "...")):
+                text += "..."
         return text
 
     def holds_key(self, text: str) -> bool:
-        """True when `text` holds a key piece (for tests and assertions)."""
-        return self._replace(text) != text
+        """True when `text` holds a key piece (a short key: the whole key)."""
+        if any(key in text for key in self._short):
+            return True
+        pieces = self._pieces
+        return bool(pieces) and any(text[i:i + PIECE] in pieces
+                                    for i in range(len(text) - PIECE + 1))
 
     def _replace(self, text: str) -> str:
         for key in self._short:

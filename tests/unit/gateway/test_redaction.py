@@ -29,6 +29,20 @@ def test_no_key_piece_survives_any_message_any_place_any_cut(
     assert len(scrubbed) <= limit + len("...")
 
 
+#: Characters of the marker, the ellipsis and a few others: keys and messages drawn from
+#: them probe a marker or an ellipsis completing a key piece next to the text around it.
+TIGHT = st.text(alphabet="ab.[]REDACT", max_size=80)
+
+
+@settings(max_examples=500, deadline=None)
+@given(before=TIGHT, after=TIGHT, key=st.text(alphabet="ab.[]REDACT", min_size=8, max_size=24),
+       limit=st.integers(min_value=0, max_value=120))
+def test_no_key_piece_survives_keys_made_of_marker_characters(
+        before: str, after: str, key: str, limit: int) -> None:
+    scrubbed = redaction.Redactor([key]).scrub(before + key + after, limit)
+    assert not _leaks(scrubbed, key)
+
+
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=400), start=st.integers(0, 40), stop=st.integers(8, 48),
        limit=st.integers(min_value=0, max_value=500))
@@ -54,6 +68,12 @@ def test_every_occurrence_of_every_key_is_replaced_and_the_rest_kept() -> None:
     scrubbed = redaction.Redactor([KEY, other, "short7!"]).scrub(
         f"a {KEY} b {other} c {KEY[:20]} d short7! e", limit=None)
     assert scrubbed == "a [REDACTED] b [REDACTED] c [REDACTED] d [REDACTED] e"
+
+
+def test_the_ellipsis_of_the_cut_cannot_complete_a_key_piece() -> None:
+    key = "hello...world"
+    scrubbed = redaction.Redactor([key]).scrub("Q" * 10 + "hello" + "ZZZZ", limit=15)
+    assert scrubbed == "Q" * 10 + "hello"
 
 
 def test_keys_too_short_to_tell_from_words_are_left_alone() -> None:
