@@ -42,22 +42,27 @@ class Credentials:
         self._secrets: SecretTable = MappingProxyType({})
         #: Env keys resolved at least once: only those can have been sent (and echoed).
         self._env_sent: set[str] = set()
+        self._previous: tuple[ApiKey, ...] = ()
         self._redactor: redaction.Redactor | None = None
 
     def replace_secrets(self, table: SecretTable) -> None:
         """Install a new Secret table (every Secret a source knows), as one swap."""
+        # The swapped-out values stay redacted for one more generation: an attempt sent
+        # with a key just before its rotation may still have it echoed.
+        self._previous = tuple(self._secrets.values())
         self._secrets = MappingProxyType(dict(table))
         self._redactor = None
 
     def redactor(self) -> redaction.Redactor:
-        """A `Redactor` over every Secret value held and every env key sent so far.
+        """A `Redactor` over every Secret value held (and those of the table before the
+        last swap) and every env key sent so far.
 
         Built on first use after a change (a Secret swap, an env key resolved the first
         time) and kept, so the error path pays for it once per change.
         """
         found = self._redactor
         if found is None:
-            values = [k.reveal() for k in self._secrets.values()]
+            values = [k.reveal() for k in (*self._secrets.values(), *self._previous)]
             values.extend(self._env[name].reveal() for name in self._env_sent)
             found = self._redactor = redaction.Redactor(values)
         return found

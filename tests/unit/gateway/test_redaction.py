@@ -95,3 +95,18 @@ def test_credentials_redact_secrets_and_the_env_keys_they_sent() -> None:
     creds.resolve("default", ApiKeyRef.model_validate({"envVar": "OPENAI"}))
     assert creds.redactor().holds_key("echo " + KEY[5:20])
     assert not creds.redactor().holds_key("/root/unrelated-value")
+
+
+def test_credentials_redactor_follows_a_secret_rotation() -> None:
+    from switchyard_gateway.credentials import ApiKey
+    from switchyard_gateway.secrets import Credentials
+
+    creds = Credentials({})
+    creds.replace_secrets({("ns", "s", "k"): ApiKey(KEY)})
+    assert creds.redactor().holds_key(KEY)
+    rotated = "sk-rotated-0000111122223333"
+    creds.replace_secrets({("ns", "s", "k"): ApiKey(rotated)})
+    assert creds.redactor().holds_key(rotated)
+    assert creds.redactor().holds_key(KEY)  # an attempt sent just before may echo it
+    creds.replace_secrets({("ns", "s", "k"): ApiKey(rotated)})
+    assert not creds.redactor().holds_key(KEY)
