@@ -58,6 +58,13 @@ class InvalidRequest(CallerError):
     """Malformed JSON, a missing field, a wrong type."""
 
 
+class MalformedRequest(CallerError):
+    """The request head is not valid HTTP/1.1 (refused by aiohttp's parser). The message
+    says what was wrong in the gateway's words, never with the request's bytes."""
+
+    code = "malformed_request"
+
+
 class UnknownEndpoint(CallerError):
     """`model` names no endpoint this gateway serves."""
 

@@ -33,7 +33,8 @@ from aiohttp.http_exceptions import (
     PayloadEncodingError,
 )
 
-from switchyard_gateway.http.errors import error_response
+from switchyard_gateway import errors
+from switchyard_gateway.http.errors import error_response, render
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class JsonErrorRequestHandler(web.RequestHandler):
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        """An OpenAI-style error naming the problem's class only; the connection closes.
+        """An OpenAI-style error saying what was wrong, in words; the connection closes.
 
         Raises `ConnectionError` when part of a response was already sent (as aiohttp does).
         """
@@ -73,8 +74,8 @@ class JsonErrorRequestHandler(web.RequestHandler):
             # Non-HTTP bytes on the port (TLS, scanners) are routine: debug, as aiohttp does.
             level = logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.WARNING
             log.log(level, "malformed HTTP request refused: %s (status %d)", name, status)
-            text = f"not a valid HTTP/1.1 request: {problem_of(exc)}; it was not processed"
-            response = error_response(status, text, "invalid_request_error", "malformed_request")
+            response = render(errors.MalformedRequest(
+                f"not a valid HTTP/1.1 request: {problem_of(exc)}; it was not processed"))
         else:  # an error outside the app's middlewares (never expected)
             log.error("request failed outside the gateway app: %s (status %d)", name, status)
             response = error_response(status, "internal gateway error", "server_error",
