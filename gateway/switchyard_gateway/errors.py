@@ -19,8 +19,15 @@ from switchyard_schema import FailureKind
 DETAIL_LIMIT = 300
 
 
+#: Retry-After (seconds) of a 429 when neither a provider nor a cooldown says when to come
+#: back (a provider's 429 without Retry-After, below the cooldown threshold): one second,
+#: the shortest value the header can express, so a client backs off without waiting long.
+DEFAULT_RETRY_AFTER = 1.0
+
+
 def cut(text: str, limit: int = DETAIL_LIMIT) -> str:
-    """Shorten upstream text for logs and error bodies."""
+    """Shorten text for logs and error bodies. Upstream text is scrubbed of keys first
+    (`redaction.Redactor.scrub` cuts after scrubbing): cutting never removes a key."""
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -49,6 +56,13 @@ class CallerError(GatewayError):
 
 class InvalidRequest(CallerError):
     """Malformed JSON, a missing field, a wrong type."""
+
+
+class MalformedRequest(CallerError):
+    """The request head is not valid HTTP/1.1 (refused by aiohttp's parser). The message
+    says what was wrong in the gateway's words, never with the request's bytes."""
+
+    code = "malformed_request"
 
 
 class UnknownEndpoint(CallerError):

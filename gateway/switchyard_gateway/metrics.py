@@ -270,6 +270,7 @@ def access_line(trace: RequestTrace, *, method: str, path: str, status: int,
         "method": method,
         "path": path,
         "status": status,
+        "outcome": "client_closed" if trace.client_closed else "ok" if status < 400 else "error",
         "endpoint": trace.endpoint or None,
         "target": trace.target or None,
         "attempts": [

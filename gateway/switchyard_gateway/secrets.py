@@ -18,6 +18,7 @@ import binascii
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from switchyard_gateway import redaction
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import MissingCredential
 from switchyard_schema import ApiKeyRef
@@ -39,10 +40,32 @@ class Credentials:
         })
         self._env_allowed = allowed
         self._secrets: SecretTable = MappingProxyType({})
+        #: Env keys resolved at least once: only those can have been sent (and echoed).
+        self._env_sent: set[str] = set()
+        self._previous: tuple[ApiKey, ...] = ()
+        self._redactor: redaction.Redactor | None = None
 
     def replace_secrets(self, table: SecretTable) -> None:
         """Install a new Secret table (every Secret a source knows), as one swap."""
+        # The swapped-out values stay redacted for one more generation: an attempt sent
+        # with a key just before its rotation may still have it echoed.
+        self._previous = tuple(self._secrets.values())
         self._secrets = MappingProxyType(dict(table))
+        self._redactor = None
+
+    def redactor(self) -> redaction.Redactor:
+        """A `Redactor` over every Secret value held (and those of the table before the
+        last swap) and every env key sent so far.
+
+        Built on first use after a change (a Secret swap, an env key resolved the first
+        time) and kept, so the error path pays for it once per change.
+        """
+        found = self._redactor
+        if found is None:
+            values = [k.reveal() for k in (*self._secrets.values(), *self._previous)]
+            values.extend(self._env[name].reveal() for name in self._env_sent)
+            found = self._redactor = redaction.Redactor(values)
+        return found
 
     def resolve(self, namespace: str, ref: ApiKeyRef | None, target: str = "") -> ApiKey | None:
         """The key for `ref` in `namespace`; None when the target needs no key.
@@ -58,6 +81,9 @@ class Credentials:
                        if self._env_allowed is not None and ref.env_var not in self._env_allowed
                        else "is not set")
                 raise MissingCredential(f"env var {ref.env_var} {why}", target=target)
+            if ref.env_var not in self._env_sent:
+                self._env_sent.add(ref.env_var)
+                self._redactor = None
             return key
         if ref.secret_key_ref is not None:
             s = ref.secret_key_ref

@@ -16,13 +16,13 @@ import signal
 from collections.abc import Callable
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http.app import create_app
+from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
@@ -32,27 +32,6 @@ from switchyard_kube import client as kube
 from switchyard_kube import login
 
 log = logging.getLogger(__name__)
-
-
-class QuietParserErrors(logging.Filter):
-    """Turn aiohttp's log of a malformed request into one short line without its bytes.
-
-    aiohttp logs every request its parser refuses at ERROR with a traceback and the
-    offending raw line, which may be a caller's `Authorization` header: any client could
-    fill the logs with tracebacks and put credentials in them. The caller still gets
-    aiohttp's 400; the log gets the exception class and status only.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite parser-error records in place; let every record through."""
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            record.msg = "malformed HTTP request refused: %s (status %s)"
-            record.args = (type(exc).__name__, exc.code)
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
 
 
 def build_app(settings: GatewaySettings) -> web.Application:
@@ -84,8 +63,9 @@ async def serve(settings: GatewaySettings,
                 on_listening: Callable[[int], None] | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain and stop gracefully."""
     app = build_app(settings)
-    logging.getLogger("aiohttp.server").addFilter(QuietParserErrors())
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+    # GatewayRunner: requests aiohttp cannot parse get the gateway's JSON error, and
+    # neither the answer nor the log quotes their bytes (`http/server.py`).
+    runner = GatewayRunner(app, handler_cancellation=True, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout,
                            keepalive_timeout=settings.keepalive_timeout)
     await runner.setup()

@@ -20,8 +20,10 @@ from aiohttp.typedefs import Middleware
 from switchyard_gateway.config.sources import Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http import auth, mlflow_routes, openai_routes, ui
+from switchyard_gateway.http.accounting import accounting_middleware
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
+from switchyard_gateway.http.tracing import tracing_middleware
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics, access_log
 from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner
 from switchyard_gateway.routing.cooldown import Cooldowns
@@ -68,7 +70,11 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
 
     Raises OSError when `settings.auth_tokens_file` is set but cannot be read.
     """
-    middlewares: list[Middleware] = [error_middleware]
+    # One concern each, outermost first: the trace and its headers, then counting and the
+    # access line (which must see the final status, so it wraps the error rendering),
+    # then the rendering of failures, then inbound auth (its refusals are rendered too).
+    middlewares: list[Middleware] = [tracing_middleware, accounting_middleware,
+                                     error_middleware]
     tokens: auth.TokenFile | None = None
     if settings.auth_tokens_file is not None:
         tokens = auth.TokenFile(settings.auth_tokens_file)
@@ -77,7 +83,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     metrics = metrics or GatewayMetrics()
     store.subscribe(metrics.config_changed)
-    state = GatewayState(settings=settings, store=store, metrics=metrics)
+    state = GatewayState(settings=settings, store=store, metrics=metrics,
+                         redactor=credentials.redactor)
     if settings.access_log == "stderr" and access_log.isEnabledFor(logging.INFO):
         state.access_writer = AccessLogWriter()
     app[STATE] = state
@@ -86,7 +93,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
 
     async def upstream(app: web.Application) -> AsyncIterator[None]:
         client = Client()
-        state.router = Router(AttemptRunner(client, adapters, credentials), cooldowns, rng)
+        state.router = Router(AttemptRunner(client, adapters, credentials), cooldowns, rng,
+                              credentials.redactor)
         yield
         state.router = None
         await client.close()

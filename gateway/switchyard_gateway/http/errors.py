@@ -1,65 +1,51 @@
-"""The one middleware that turns failures into OpenAI-style error responses.
+"""Turning failures into OpenAI-style error responses: the error concern of every request.
 
 `GatewayError` -> `{"error": {"message", "type", "code", "param", ...}}` with its status
 (and `attempts` plus `x-should-retry: false` for a final routing failure); aiohttp's own
 HTTP errors (unknown path, wrong method, body too large) get the same shape; anything
-else is a generic 500, logged with its traceback and never shown to the caller. The same
-middleware stamps the request id and the `x-switchyard-*` headers and writes the access
-log line and the request metrics, so every response (error or not) is accounted once.
+else is a generic 500, logged (scrubbed of key material) with its traceback and never
+shown to the caller. Every 429 carries `Retry-After`. `error_middleware` is the innermost
+of the gateway's middlewares (`app.py`); request ids and headers are `tracing.py`'s job,
+metrics and the access log `accounting.py`'s. `error_response` is also used for requests
+aiohttp's parser refuses (`server.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
-import re
-import time
+import traceback
 from typing import Any
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from switchyard_gateway import errors, metrics
+from switchyard_gateway import errors
 from switchyard_gateway.http.state import STATE, TRACE
-from switchyard_gateway.routing.router import RequestTrace
 
 log = logging.getLogger(__name__)
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def request_id_of(request: web.Request) -> str:
-    """The caller's `x-request-id` when it is sane, else a fresh one."""
-    given = request.headers.get("x-request-id", "")
-    if given and _REQUEST_ID.match(given):
-        return given
-    # A unique id, not a secret: the PRNG is ~10x cheaper than uuid4's os.urandom syscall.
-    return f"{random.getrandbits(128):032x}"
-
-
-def routing_headers(trace: RequestTrace) -> dict[str, str]:
-    """`x-request-id` and, once an endpoint was resolved, the `x-switchyard-*` headers."""
-    headers = {"x-request-id": trace.request_id}
-    if trace.endpoint:
-        headers["x-switchyard-endpoint"] = trace.endpoint
-        headers["x-switchyard-target"] = trace.target
-        headers["x-switchyard-attempts"] = str(trace.sent)
-    return headers
 
 
 def error_response(status: int, message: str, type_: str, code: str,
                    extra: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> web.Response:
-    """An OpenAI-style error body."""
+    """An OpenAI-style error body; a 429 always gets a Retry-After."""
     body = {"error": {"message": message, "type": type_, "code": code, "param": None,
                       **(extra or {})}}
+    if status == 429 and not (headers and "retry-after" in headers):
+        headers = {**(headers or {}), "retry-after": _seconds(errors.DEFAULT_RETRY_AFTER)}
     return web.Response(status=status, body=orjson.dumps(body),
                         content_type="application/json", headers=headers)
 
 
-def _render(exc: errors.GatewayError) -> web.Response:
+def _seconds(value: float) -> str:
+    """A Retry-After value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(value)))
+
+
+def render(exc: errors.GatewayError) -> web.Response:
+    """The response for a gateway error."""
     headers: dict[str, str] = {}
     status, type_, extra = exc.status, exc.type, None
     if isinstance(exc, errors.AllAttemptsFailed):
@@ -71,19 +57,22 @@ def _render(exc: errors.GatewayError) -> web.Response:
             for a in exc.attempts]}
         headers["x-should-retry"] = "false"
         if exc.retry_after is not None:
-            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+            headers["retry-after"] = _seconds(exc.retry_after)
     elif isinstance(exc, errors.CallerFault):
         status = exc.upstream_status or 400
     elif isinstance(exc, errors.Overloaded):
-        headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+        headers["retry-after"] = _seconds(exc.retry_after)
     elif isinstance(exc, errors.UpstreamError):  # not expected outside the router
         status = 502 if exc.status in (401, 403) else exc.status
+        if exc.retry_after is not None:
+            headers["retry-after"] = _seconds(exc.retry_after)
     return error_response(status, exc.message, type_, exc.code, extra, headers)
 
 
-def _from_http_exception(exc: web.HTTPException) -> web.Response:
+def from_http_exception(exc: web.HTTPException) -> web.Response:
+    """The response for one of aiohttp's own HTTP errors (status 400 and up)."""
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return _render(errors.BodyTooLarge("request body is over the gateway's size limit"))
+        return render(errors.BodyTooLarge("request body is over the gateway's size limit"))
     if exc.status == 404:
         return error_response(404, "no such route", "invalid_request_error", "not_found")
     code = "method_not_allowed" if exc.status == 405 else "http_error"
@@ -94,33 +83,24 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render errors, stamp headers, count and log the request."""
-    trace = RequestTrace(request_id=request_id_of(request))
-    request[TRACE] = trace
-    started = time.perf_counter()
-    response: web.StreamResponse
+    """Render any failure of the handler as an OpenAI-style error response."""
     try:
-        response = await handler(request)
+        return await handler(request)
     except errors.GatewayError as exc:
-        response = _render(exc)
+        return render(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = _from_http_exception(exc)
-    except Exception:
-        log.exception("unhandled error", extra={"request_id": trace.request_id})
-        response = error_response(500, "internal gateway error", "server_error", "internal_error")
-    if not response.prepared:
-        response.headers.update(routing_headers(trace))
-    _account(request, trace, response.status, time.perf_counter() - started)
-    return response
+        return from_http_exception(exc)
+    except Exception as exc:
+        _log_unhandled(request, exc)
+        return error_response(500, "internal gateway error", "server_error", "internal_error")
 
 
-def _account(request: web.Request, trace: RequestTrace, status: int, seconds: float) -> None:
-    if request.path in ("/healthz", "/readyz", "/metrics"):
-        return
-    state = request.app[STATE]
-    state.metrics.observe_request(trace, status, seconds)
-    if state.settings.access_log != "off":
-        metrics.log_access(trace, method=request.method, path=request.path, status=status,
-                           seconds=seconds, writer=state.access_writer)
+def _log_unhandled(request: web.Request, exc: Exception) -> None:
+    """Log an unexpected error with its traceback, scrubbed: an exception raised while
+    handling an upstream answer may quote it, and with it an echoed key."""
+    redactor = request.app[STATE].redactor()
+    text = "".join(traceback.format_exception(exc))
+    log.error("unhandled error: %s", redactor.scrub(text, limit=None),
+              extra={"request_id": request[TRACE].request_id})

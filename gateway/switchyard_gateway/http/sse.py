@@ -4,8 +4,9 @@ Frames are written as they arrive (no buffering of the whole response; the frame
 decoded when one is written go out in the same write). If the upstream
 breaks after the commit, the caller gets one `data: {"error": {...}}` event and the stream
 ends without `data: [DONE]`, so clients can tell a cut answer from a complete one. A
-client disconnect cancels the handler (handler cancellation is on), which closes the
-upstream response in `finally`.
+client disconnect cancels the handler (handler cancellation is on) or fails a write;
+either way the upstream response is closed in `finally` (its connection is not reused)
+and the request is accounted as `client_closed` (`accounting.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from switchyard_gateway import errors
-from switchyard_gateway.http.errors import routing_headers
+from switchyard_gateway.http.tracing import routing_headers
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.routing.router import CommittedStream, RequestTrace
 
@@ -46,7 +47,7 @@ async def relay(request: web.Request, stream: CommittedStream, trace: RequestTra
             await response.write(error_frame(exc))
         await response.write_eof()
     except ConnectionResetError:  # the caller went away mid-write; nothing left to tell it
-        pass
+        trace.client_closed = True
     finally:
         stream.close()
         gauge.dec()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 
 from aiohttp import web
 
+from switchyard_gateway import redaction
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics
 from switchyard_gateway.routing.router import RequestTrace, Router
@@ -30,6 +32,8 @@ class GatewayState:
     in_flight_by_endpoint: Counter[str] = dataclasses.field(default_factory=Counter)
     #: The batched stderr sink of `--access-log stderr` (None: the logger, or off).
     access_writer: AccessLogWriter | None = None
+    #: The current key scrubber, for anything logged about a request (`Credentials.redactor`).
+    redactor: Callable[[], redaction.Redactor] = redaction.no_keys
 
 
 STATE = web.AppKey("switchyard_state", GatewayState)

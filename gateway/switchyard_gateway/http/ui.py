@@ -168,8 +168,10 @@ def endpoint_view(ep: CompiledEndpoint, now: Counts, then: Counts, seconds: floa
         t["share"] = round(t["served_window"] / served, 4) if served else None
     window_requests = sum(_delta(now, then, k) for k in now
                           if k[0] == "requests" and k[1] == key)
+    # A client that hung up (499, `client_closed`) is not a failure of the endpoint.
     errors = sum(_delta(now, then, k) for k in now
-                 if k[0] == "requests" and k[1] == key and not k[3].startswith("2"))
+                 if k[0] == "requests" and k[1] == key and not k[3].startswith("2")
+                 and k[3] != "499")
     return {
         "key": key,
         "task": ep.task.value,

@@ -15,10 +15,10 @@ The status table, beyond the fixed contract (429, 5xx/529, 401/403/404, 400/413/
   gateway's request does not suit this upstream; the caller cannot fix that, another
   target may serve.
 
-Messages: only a `CallerFault` carries (a short cut of) the provider's message, because
-the caller needs it to fix the request. Other errors name status and error type only:
-provider messages for auth failures can echo part of the key, and rate-limit messages
-name the platform's organisation.
+Messages: only a `CallerFault` carries the provider's message (the router scrubs it of
+key material, then cuts it short), because the caller needs it to fix the request. Other
+errors name status and error type only: provider messages for auth failures can echo part
+of the key, and rate-limit messages name the platform's organisation.
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ def upstream_error(
             message or label, "invalid_request_error", code or error_type or None
         )
         return CallerFault(
-            f"provider rejected the request ({status} {label}): {cut(message)}",
+            # Not cut here: the router scrubs key material out of the whole message
+            # first and cuts it then (a cut first could split an echoed key).
+            f"provider rejected the request ({status} {label}): {message}",
             upstream_status=status,
             target=target.name,
             body=body,

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from switchyard_gateway import errors
+from switchyard_gateway import errors, redaction
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.providers.base import (
@@ -218,11 +218,11 @@ def _tagged(exc: errors.UpstreamError, target: CompiledTarget) -> errors.Upstrea
 
 
 def _redacted(exc: errors.UpstreamError, key: ApiKey | None) -> errors.UpstreamError:
-    """Cut the attempt's key out of an upstream message: some providers echo the key they
-    were sent (a misconfigured proxy, a debug endpoint), and caller faults pass the
-    provider's message through to the caller."""
-    secret = key.reveal() if key is not None else ""
-    if len(secret) >= 4 and secret in exc.message:
-        exc.message = exc.message.replace(secret, "[REDACTED]")
+    """Scrub the attempt's own key (whole or in pieces) out of an upstream message, at
+    the source: some providers echo the key they were sent (a misconfigured proxy, a
+    debug endpoint). The router scrubs every message again against every known key,
+    transport failures included, and cuts it only after that (`redaction`)."""
+    if key is not None:
+        exc.message = redaction.Redactor((key.reveal(),)).scrub(exc.message, limit=None)
         exc.args = (exc.message,)
     return exc

@@ -13,6 +13,11 @@ the target, and an A/B arm that is also a fallback shares one state. States:
   keep skipping. The probe's success closes the breaker; its failure opens it again with
   the next, longer cooldown.
 
+Each state also remembers why the breaker last opened: `rate_limited` is True when the
+failure that opened it was a rate limit (429). The router reads it for a skipped target,
+so that a request whose candidates are all out because of rate limits (some tried now,
+some cooling down from earlier 429s) is answered 429, not 502.
+
 A skipped target is not an attempt (nothing was sent). The clock is injected so tests
 drive the state machine without sleeping. Single event loop: no locks needed.
 """
@@ -34,6 +39,7 @@ class _State:
     trips: int = 0
     open_until: float = 0.0
     probing: bool = False
+    rate_limited: bool = False
 
 
 class Cooldowns:
@@ -55,6 +61,11 @@ class Cooldowns:
         state.probing = True
         return True
 
+    def rate_limited(self, key: BreakerKey) -> bool:
+        """True when the target's breaker last opened on a rate limit (429)."""
+        state = self._states.get(key)
+        return state is not None and state.rate_limited
+
     def remaining(self, key: BreakerKey) -> float:
         """Seconds until the target may be probed again (0 when not open)."""
         state = self._states.get(key)
@@ -73,8 +84,11 @@ class Cooldowns:
             state.probing = False
 
     def failure(self, key: BreakerKey, policy: CompiledPolicy,
-                retry_after: float | None = None) -> bool:
-        """Count a failure; returns True when the breaker (re)opened."""
+                retry_after: float | None = None, rate_limited: bool = False) -> bool:
+        """Count a failure; returns True when the breaker (re)opened.
+
+        `rate_limited`: the failure was a 429; remembered as the reason when it opens.
+        """
         if not policy.cooldown_enabled:
             return False
         state = self._states.setdefault(key, _State())
@@ -89,10 +103,5 @@ class Cooldowns:
             seconds = max(seconds, policy.cooldown_seconds * 2 ** min(state.trips - 1, 16))
             state.failures = 0
         state.open_until = self._clock() + min(seconds, policy.cooldown_max_seconds)
+        state.rate_limited = rate_limited
         return True
-
-    def is_open(self, key: BreakerKey) -> bool:
-        """True while the target is skipped (open, or half-open with a probe out)."""
-        state = self._states.get(key)
-        return state is not None and state.open_until > 0.0 and (
-            self._clock() < state.open_until or state.probing)

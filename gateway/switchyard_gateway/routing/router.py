@@ -7,7 +7,13 @@ request. A candidate in cooldown is skipped without an attempt. Each attempt tha
 with a kind the policy names moves on to the next candidate; a caller fault is returned at
 once; any other failure ends the walk. `policy.requestTimeoutSeconds` bounds the whole
 walk. The outcome of every attempt is written to the request's `RequestTrace`, which the
-HTTP layer turns into headers, metrics and the access log.
+HTTP layer turns into headers, metrics and the access log. Every failed attempt's message
+is scrubbed of key material and then cut (`redaction`) here, before anything else sees it.
+
+The final failure: 429 when every candidate reached was unavailable because of rate
+limits (rate limited now, or skipped while cooling down from an earlier 429), with
+Retry-After; 504 when the last failure was a timeout; else 502. `RequestTrace.target`
+names the last target tried or skipped.
 
 Streaming: an attempt is committed when its first content event is ready; until then a
 failure (even an error event after a 200) falls back like any other. After the commit the
@@ -24,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from switchyard_gateway import errors
+from switchyard_gateway import errors, redaction
 from switchyard_gateway.config import compiled
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
@@ -47,6 +53,8 @@ class RequestTrace:
     upstream_seconds: float | None = None
     first_token_seconds: float | None = None
     stream: bool = False
+    #: The client hung up before the answer was complete (accounted as status 499).
+    client_closed: bool = False
 
     @property
     def sent(self) -> int:
@@ -100,20 +108,25 @@ class _Walk:
     deadline: float
     last_error: errors.UpstreamError | None = None
     retry_afters: list[float] = dataclasses.field(default_factory=list)
+    #: Targets tried or skipped, in order.
+    reached: list[CompiledTarget] = dataclasses.field(default_factory=list)
+    #: False once a candidate was unavailable for a reason other than a rate limit.
+    only_rate_limits: bool = True
+
+
+Redactors = Callable[[], redaction.Redactor]
 
 
 class Router:
     """Routes requests; shared by all requests of one app."""
 
     def __init__(self, runner: AttemptRunner, cooldowns: Cooldowns,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, redactor: Redactors = redaction.no_keys) -> None:
+        """`redactor` gives the current key scrubber (`Credentials.redactor`)."""
         self._runner = runner
         self._cooldowns = cooldowns
         self._rng = rng or random.Random()
-
-    def choose(self, endpoint: CompiledEndpoint, sticky_key: str | None) -> CompiledTarget:
-        """The split target for this request."""
-        return endpoint.split[self._split_index(endpoint, sticky_key)]
+        self._redactor = redactor
 
     def _split_index(self, endpoint: CompiledEndpoint, sticky_key: str | None) -> int:
         if len(endpoint.split) == 1:
@@ -154,8 +167,15 @@ class Router:
         return await self._walk(call, trace, sticky_key, attempt)
 
     def _broken(self, call: Call, key: BreakerKey, exc: errors.UpstreamError) -> None:
+        self._scrub(exc)
         if policy.trips_breaker(exc):
-            self._cooldowns.failure(key, call.endpoint.policy, exc.retry_after)
+            self._cooldowns.failure(key, call.endpoint.policy, exc.retry_after,
+                                    isinstance(exc, errors.RateLimited))
+
+    def _scrub(self, exc: errors.UpstreamError) -> None:
+        """Key material out of the message first, then the cut (never the other way)."""
+        exc.message = self._redactor().scrub(exc.message, errors.DETAIL_LIMIT)
+        exc.args = (exc.message,)
 
     def candidates(self, endpoint: CompiledEndpoint,
                    sticky_key: str | None) -> Sequence[CompiledTarget]:
@@ -178,13 +198,14 @@ class Router:
             if now >= deadline:
                 walk = walk or _Walk(call, trace, deadline)
                 walk.last_error = errors.UpstreamTimeout("request deadline reached")
+                walk.only_rate_limits = False
                 break
+            trace.target = target.name
             key = (endpoint.key, target.identity)
             if not self._cooldowns.allow(key, policy_):
-                trace.attempts.append(errors.AttemptRecord(
-                    target.name, "cooldown", None, 0.0, sent=False, message="target in cooldown"))
+                walk = walk or _Walk(call, trace, deadline)
+                self._skipped(walk, target, key)
                 continue
-            trace.target = target.name
             attempt_deadline = min(deadline, now + policy_.attempt_timeout)
             started = time.perf_counter()
             try:
@@ -194,8 +215,12 @@ class Router:
                 if not self._failed(walk, target, key, exc, time.perf_counter() - started):
                     break
                 continue
-            except BaseException:
+            except BaseException as exc:
                 self._cooldowns.release(key)
+                if isinstance(exc, asyncio.CancelledError):  # the client hung up
+                    trace.attempts.append(errors.AttemptRecord(
+                        target.name, "client_closed", None, _ms(time.perf_counter() - started),
+                        sent=True, message="the client closed the connection"))
                 raise
             self._cooldowns.success(key)
             trace.attempts.append(errors.AttemptRecord(
@@ -203,23 +228,37 @@ class Router:
             return result
         raise _final_failure(walk or _Walk(call, trace, deadline), self._cooldowns)
 
+    def _skipped(self, walk: _Walk, target: CompiledTarget, key: BreakerKey) -> None:
+        """Record a candidate skipped because it is cooling down."""
+        limited = self._cooldowns.rate_limited(key)
+        walk.reached.append(target)
+        walk.only_rate_limits = walk.only_rate_limits and limited
+        why = "a rate limit (429)" if limited else "repeated failures"
+        walk.trace.attempts.append(errors.AttemptRecord(
+            target.name, "cooldown", None, 0.0, sent=False,
+            message=f"target cooling down after {why}"))
+
     def _failed(self, walk: _Walk, target: CompiledTarget, key: BreakerKey,
                 exc: errors.UpstreamError, seconds: float) -> bool:
         """Record a failed attempt; True when the walk goes on to the next candidate."""
+        self._scrub(exc)
         sent = not isinstance(exc, errors.MissingCredential)
-        outcome = _outcome(exc)
+        rate_limited = isinstance(exc, errors.RateLimited)
+        walk.reached.append(target)
+        walk.only_rate_limits = walk.only_rate_limits and rate_limited
         walk.trace.attempts.append(errors.AttemptRecord(
-            target.name, outcome, exc.upstream_status, _ms(seconds), sent=sent,
+            target.name, _outcome(exc), exc.upstream_status, _ms(seconds), sent=sent,
             message=errors.cut(exc.message, 200)))
         if isinstance(exc, errors.CallerFault):
             self._cooldowns.release(key)
             raise exc
         if policy.trips_breaker(exc):
-            self._cooldowns.failure(key, walk.call.endpoint.policy, exc.retry_after)
+            self._cooldowns.failure(key, walk.call.endpoint.policy, exc.retry_after,
+                                    rate_limited)
         else:
             self._cooldowns.release(key)
         walk.last_error = exc
-        if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
+        if rate_limited and exc.retry_after is not None:
             walk.retry_afters.append(exc.retry_after)
         return policy.falls_back(walk.call.endpoint.policy, exc)
 
@@ -249,25 +288,32 @@ def _ms(seconds: float) -> float:
 
 
 def _final_failure(walk: _Walk, cooldowns: Cooldowns) -> errors.AllAttemptsFailed:
-    """429 when every sent attempt was rate limited; 504 after a timeout; else 502.
+    """429 when every candidate reached was out because of rate limits; 504 after a
+    timeout; else 502.
 
-    When nothing could be sent because every candidate was cooling down, still 502 (the
-    DESIGN.md contract: only "all rate limited" is a 429), with the time until the first
-    cooldown ends as Retry-After so a client knows when a probe will be let through.
+    A 429 always carries Retry-After: the providers' shortest Retry-After, else the time
+    until the first candidate leaves cooldown, else `errors.DEFAULT_RETRY_AFTER`. When
+    nothing could be sent because every candidate was cooling down for other reasons, the
+    answer is 502 with the time until the first cooldown ends as Retry-After, so a client
+    knows when a probe will be let through.
     """
     attempts = walk.trace.attempts
-    sent = [a for a in attempts if a.sent]
     summary = "; ".join(f"{a.target}: {a.status or a.outcome}" for a in attempts) or "no targets"
     message = f"all targets of endpoint {walk.call.endpoint.key} failed ({summary})"
-    if sent and all(a.outcome == "rateLimit" for a in sent):
-        retry = min(walk.retry_afters) if walk.retry_afters else None
+    if attempts and walk.only_rate_limits:
+        retry = (min(walk.retry_afters) if walk.retry_afters
+                 else _first_cooldown_end(walk, cooldowns) or errors.DEFAULT_RETRY_AFTER)
         return errors.AllAttemptsFailed(message, attempts, 429, retry)
-    if not sent and attempts and all(a.outcome == "cooldown" for a in attempts):
-        endpoint = walk.call.endpoint
-        waits = [cooldowns.remaining((endpoint.key, t.identity))
-                 for t in (*endpoint.split, *endpoint.fallbacks)]
-        retry_after = max(1.0, math.ceil(min((w for w in waits if w > 0), default=1.0)))
+    if attempts and all(not a.sent and a.outcome == "cooldown" for a in attempts):
+        retry_after = _first_cooldown_end(walk, cooldowns) or errors.DEFAULT_RETRY_AFTER
         return errors.AllAttemptsFailed(message, attempts, 502, retry_after)
     if isinstance(walk.last_error, errors.UpstreamTimeout):
         return errors.AllAttemptsFailed(message, attempts, 504)
     return errors.AllAttemptsFailed(message, attempts, 502)
+
+
+def _first_cooldown_end(walk: _Walk, cooldowns: Cooldowns) -> float | None:
+    """Whole seconds until the first target reached leaves cooldown (None: none is out)."""
+    key = walk.call.endpoint.key
+    waits = [w for w in (cooldowns.remaining((key, t.identity)) for t in walk.reached) if w > 0]
+    return float(max(1, math.ceil(min(waits)))) if waits else None

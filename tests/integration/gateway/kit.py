@@ -1,8 +1,9 @@
 """Start the real gateway app on 127.0.0.1 (port 0) over manifests in a temp folder.
 
-The gateway runs in the test's event loop with the same runner options as `serve.py`
-(handler cancellation on); clients are the real `openai` SDK, MLflow's deployments client
-or aiohttp. Keys come from a private environment mapping, never the process environment.
+The gateway runs in the test's event loop with the same runner as `serve.py`
+(`GatewayRunner`, handler cancellation on); clients are the real `openai` SDK, MLflow's
+deployments client or aiohttp. Keys come from a private environment mapping, never the
+process environment.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 from switchyard_gateway.config.sources import FileSource
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http.app import create_app
+from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
@@ -97,7 +99,7 @@ async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[st
     source = FileSource(folder, store, creds, config.poll_interval)
     app = create_app(config, store, creds, registry.adapter_for, [source],
                      cooldown_clock=cooldown_clock)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
+    runner = GatewayRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

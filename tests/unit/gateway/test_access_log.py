@@ -69,3 +69,16 @@ async def test_writer_flushes_by_size_and_at_close() -> None:
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_access_line_says_the_outcome() -> None:
+    trace = _trace()
+    ok = orjson.loads(metrics.access_line(trace, method="POST", path="/v1/x", status=200,
+                                          seconds=0.001))
+    failed = orjson.loads(metrics.access_line(trace, method="POST", path="/v1/x", status=502,
+                                              seconds=0.001))
+    trace.client_closed = True
+    closed = orjson.loads(metrics.access_line(trace, method="POST", path="/v1/x", status=499,
+                                              seconds=0.001))
+    assert (ok["outcome"], failed["outcome"], closed["outcome"]) == (
+        "ok", "error", "client_closed")

@@ -99,3 +99,16 @@ def test_state_is_per_endpoint_and_target() -> None:
     cd.failure(KEY, POLICY)
     assert not cd.allow(KEY, POLICY)
     assert cd.allow(other, POLICY)
+
+
+def test_remembers_whether_a_rate_limit_opened_it() -> None:
+    clock = Clock()
+    cd = Cooldowns(clock)
+    assert cd.failure(KEY, POLICY, retry_after=5.0, rate_limited=True)  # a 429 opens at once
+    assert cd.rate_limited(KEY)
+    clock.now += 6
+    assert cd.allow(KEY, POLICY)  # the probe
+    assert cd.failure(KEY, POLICY)  # fails with a 5xx: reopened, now not for a rate limit
+    assert not cd.rate_limited(KEY)
+    cd.success(KEY)
+    assert not cd.rate_limited(KEY)
