@@ -13,14 +13,12 @@ and it is not counted as an attempt. Key values never reach a log line or an err
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import MissingCredential
-from switchyard_schema import ApiKeyRef
+from switchyard_schema import ApiKeyRef, BadSecretValue, decode_secret_value, secret_text
 
 #: (namespace, secret name, key) -> value
 SecretTable = Mapping[tuple[str, str, str], ApiKey]
@@ -72,8 +70,9 @@ class Credentials:
 def secret_entries(manifest: Mapping[str, object], default_namespace: str) -> SecretTable:
     """The (namespace, name, key) -> ApiKey entries of one v1 Secret manifest.
 
-    `stringData` wins over `data` for the same key, as in the API server. Undecodable
-    base64 values are skipped (the reference then reports the key as missing).
+    `stringData` wins over `data` for the same key, as in the API server. Values are read
+    by `switchyard_schema.decode_secret_value` / `secret_text`, the rule cluster mode uses
+    too; a value it refuses is skipped (the reference then reports the key as missing).
     """
     metadata = manifest.get("metadata")
     if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
@@ -85,12 +84,14 @@ def secret_entries(manifest: Mapping[str, object], default_namespace: str) -> Se
     if isinstance(data, Mapping):
         for key, value in data.items():
             try:
-                decoded = base64.b64decode(str(value), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+                out[(namespace, name, str(key))] = ApiKey(decode_secret_value(str(value)))
+            except BadSecretValue:
                 continue
-            out[(namespace, name, str(key))] = ApiKey(decoded.strip("\n"))
     string_data = manifest.get("stringData")
     if isinstance(string_data, Mapping):
         for key, value in string_data.items():
-            out[(namespace, name, str(key))] = ApiKey(str(value))
+            try:
+                out[(namespace, name, str(key))] = ApiKey(secret_text(str(value)))
+            except BadSecretValue:
+                continue
     return out

@@ -18,7 +18,7 @@ import kopf
 
 from switchyard_kube import client as kubeclient
 from switchyard_operator import refs, render
-from switchyard_schema import GROUP, PLURAL, VERSION, GatewayEndpoint
+from switchyard_schema import GROUP, PLURAL, VERSION, GatewayEndpoint, contract
 
 T = TypeVar("T")
 #: Kubernetes rejects longer Event messages; the cut keeps the start, which names the problem.
@@ -73,7 +73,7 @@ async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> 
     except kubeclient.NotFound:
         return refs.SecretState(refs.Found.MISSING)
     labels = (meta.get("metadata") or {}).get("labels") or {}
-    if labels.get(refs.CREDENTIAL_LABEL) == "true":
+    if contract.is_credential(labels):
         # The credential index has not seen it yet; its keys are unknown until it does.
         return refs.SecretState(refs.Found.LABELLED, None)
     return refs.SecretState(refs.Found.UNLABELLED)
@@ -131,7 +131,8 @@ async def ensure_configmap(
             " overwrite it: delete or rename it",
         )
     annotations = existing.get("metadata", {}).get("annotations") or {}
-    if annotations.get(render.SPEC_HASH) == manifest["metadata"]["annotations"][render.SPEC_HASH]:
+    wanted = manifest["metadata"]["annotations"][contract.SPEC_HASH_ANNOTATION]
+    if annotations.get(contract.SPEC_HASH_ANNOTATION) == wanted:
         return Outcome(Written.UNCHANGED)
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     await _call(

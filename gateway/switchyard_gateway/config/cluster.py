@@ -13,8 +13,6 @@ values some endpoint references are kept in memory. Writes nothing but Events.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import datetime
 import logging
@@ -32,18 +30,16 @@ from switchyard_schema import (
     GROUP,
     KIND,
     PLURAL,
+    BadSecretValue,
     EndpointConfig,
     InvalidEndpoint,
     Problem,
+    contract,
     load_config,
 )
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY = "app.kubernetes.io/managed-by=switchyard-operator"
-CREDENTIAL = "switchyard.dev/credential=true"
-DATA_KEY = "endpoint.json"
-RENDERED_AT = "switchyard.dev/rendered-at"
 SOURCE = "configmap"
 
 Key = tuple[str, str]  # (namespace, name)
@@ -115,8 +111,8 @@ class ClusterSource:
         scope = f"/namespaces/{ns}" if ns else ""
         kinds: list[tuple[str, str, str]] = [
             ("endpoints", f"/apis/{API_VERSION}{scope}/{PLURAL}", ""),
-            ("configmaps", f"/api/v1{scope}/configmaps", MANAGED_BY),
-            ("secrets", f"/api/v1{scope}/secrets", CREDENTIAL),
+            ("configmaps", f"/api/v1{scope}/configmaps", contract.MANAGED_BY_SELECTOR),
+            ("secrets", f"/api/v1{scope}/secrets", contract.CREDENTIAL_SELECTOR),
         ]
         return [
             Reflector(
@@ -239,8 +235,9 @@ class ClusterSource:
     def _accepted_owner(self, ns: str, cm_name: str, cm: Obj) -> str | None:
         ref = _controller(cm)
         version = str(cm.get("metadata", {}).get("resourceVersion", ""))
-        live_uid = self._endpoints.get((ns, str(ref.get("name")))) if ref else None
-        if ref is None or live_uid != ref.get("uid") or cm_name != f"gwe-{ref.get('name')}":
+        owner = str(ref.get("name")) if ref else ""
+        live_uid = self._endpoints.get((ns, owner)) if ref else None
+        if ref is None or live_uid != ref.get("uid") or cm_name != contract.configmap_name(owner):
             if self._refused.get(f"forged:{ns}/{cm_name}") != version:
                 self._refused[f"forged:{ns}/{cm_name}"] = version
                 log.warning(
@@ -259,7 +256,7 @@ class ClusterSource:
         if self._applied.get(key) == version or self._refused.get(key) == version:
             return
         try:
-            config = load_config(str((cm.get("data") or {}).get(DATA_KEY, "")))
+            config = load_config(str((cm.get("data") or {}).get(contract.DATA_KEY, "")))
             self._check_identity(key, config)
         except InvalidEndpoint as exc:
             self._refused[key] = version
@@ -270,7 +267,8 @@ class ClusterSource:
         self._refused.pop(key, None)
         self._applied[key] = version
         change = self._store.apply(config, SOURCE)
-        rendered = _parse_time(str((meta.get("annotations") or {}).get(RENDERED_AT, "")))
+        annotations = meta.get("annotations") or {}
+        rendered = _parse_time(str(annotations.get(contract.RENDERED_AT_ANNOTATION, "")))
         if change.kind == ChangeKind.APPLIED and rendered is not None:
             self._hooks.propagation(max(0.0, time.time() - rendered))
 
@@ -294,9 +292,9 @@ class ClusterSource:
             if raw is None:
                 continue
             try:
-                table[(ns, name, key)] = ApiKey(base64.b64decode(raw).decode("utf-8").strip())
-            except (binascii.Error, UnicodeDecodeError):
-                log.warning("Secret %s/%s key %r is not valid base64 UTF-8", ns, name, key)
+                table[(ns, name, key)] = ApiKey(contract.decode_secret_value(raw))
+            except BadSecretValue as exc:
+                log.warning("Secret %s/%s key %r: %s", ns, name, key, exc)
         self._credentials.replace_secrets(table)
 
     def _post_event(self, cm: Obj, message: str) -> None:
