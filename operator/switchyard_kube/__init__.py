@@ -1,8 +1,10 @@
 """A small async Kubernetes API client on aiohttp, shared by the operator and the gateway.
 
-`client` loads credentials (kubeconfig or in-cluster), sends JSON requests and streams
-watches, with API errors as types; `reflector` does list-then-watch properly (resource
-versions, bookmarks, relist on 410 Gone, backoff). Why not the `kubernetes` package: its
+`paths` builds every API path (each segment escaped; `.`/`..` refused); `client` loads
+credentials (kubeconfig or in-cluster), sends JSON requests (query and body keyword-only)
+and streams watches, with API errors as types; `pager` LISTs page by page with the label
+selector and `limit`; `reflector` does list-then-watch properly (resource versions,
+bookmarks, relist on 410 Gone, backoff). Why not the `kubernetes` package: its
 calls are synchronous and would block the event loop; `kubernetes_asyncio` is a large
 generated client for the handful of resources we touch; aiohttp is already our HTTP stack.
 Imports neither part.

@@ -17,8 +17,9 @@ from typing import Any, TypeVar, cast
 import kopf
 
 from switchyard_kube import client as kubeclient
+from switchyard_kube import paths
 from switchyard_operator import refs, render
-from switchyard_schema import GROUP, PLURAL, VERSION, GatewayEndpoint, contract
+from switchyard_schema import API_VERSION, PLURAL, GatewayEndpoint, contract
 
 T = TypeVar("T")
 #: Kubernetes rejects longer Event messages; the cut keeps the start, which names the problem.
@@ -40,12 +41,14 @@ async def _call(op: str, call: Awaitable[T]) -> T:
         raise kopf.TemporaryError(f"{op}: {exc}", delay=30) from exc
 
 
-def _endpoint_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+def _endpoint_path(namespace: str, name: str, subresource: str = "") -> paths.ResourcePath:
+    return paths.resource_path(
+        API_VERSION, PLURAL, namespace=namespace, name=name, subresource=subresource
+    )
 
 
-def _configmap_path(namespace: str, name: str = "") -> str:
-    return f"/api/v1/namespaces/{namespace}/configmaps" + (f"/{name}" if name else "")
+def _configmap_path(namespace: str, name: str = "") -> paths.ResourcePath:
+    return paths.resource_path("v1", "configmaps", namespace=namespace, name=name)
 
 
 async def get_endpoint(
@@ -64,13 +67,12 @@ async def get_endpoint(
 async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> refs.SecretState:
     """Whether a Secret exists and carries the credential label (metadata only, no values)."""
     try:
+        path = paths.resource_path("v1", "secrets", namespace=namespace, name=name)
         meta = await _call(
-            "get secret metadata",
-            client.request(
-                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=_METADATA_ONLY
-            ),
+            "get secret metadata", client.request("GET", path, accept=_METADATA_ONLY)
         )
-    except kubeclient.NotFound:
+    except (kubeclient.NotFound, paths.InvalidPathSegment):
+        # `.`/`..` can name no Secret: escaping refuses them rather than step up a level.
         return refs.SecretState(refs.Found.MISSING)
     labels = (meta.get("metadata") or {}).get("labels") or {}
     if contract.is_credential(labels):
@@ -121,7 +123,10 @@ async def ensure_configmap(
             "get configmap", client.request("GET", _configmap_path(namespace, name))
         )
     except kubeclient.NotFound:
-        await _call("create configmap", client.request("POST", _configmap_path(namespace), desired))
+        await _call(
+            "create configmap",
+            client.request("POST", _configmap_path(namespace), body=desired),
+        )
         return Outcome(Written.CREATED)
     if render.controller_uid(existing) != endpoint.uid:
         return Outcome(
@@ -136,7 +141,7 @@ async def ensure_configmap(
         return Outcome(Written.UNCHANGED)
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     await _call(
-        "update configmap", client.request("PUT", _configmap_path(namespace, name), desired)
+        "update configmap", client.request("PUT", _configmap_path(namespace, name), body=desired)
     )
     return Outcome(Written.UPDATED)
 
@@ -150,8 +155,8 @@ async def patch_status(
             "patch status",
             client.request(
                 "PATCH",
-                _endpoint_path(namespace, name) + "/status",
-                {"status": status},
+                _endpoint_path(namespace, name, "status"),
+                body={"status": status},
                 content_type="application/merge-patch+json",
             ),
         )
