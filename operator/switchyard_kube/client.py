@@ -3,11 +3,11 @@
 Callers: the operator's `apply.py` and `lease.py` (its only modules that talk to the API
 server), the gateway's in-cluster config source (directly and through `reflector.py`), and
 the CLI, which loads the connection once (`load`). Paths come only from
-`paths.resource_path` (typed `ResourcePath`) and are sent without re-quoting; the query and
-the body are keyword-only. It maps HTTP statuses to a small error tree in one place and
-never puts a response body longer than a short cut-off into an exception (a Secret's body
-must never reach a log). Tokens are re-read from their file on every request, as projected
-ServiceAccount tokens rotate.
+`paths.collection_path`/`object_path` (typed `ResourcePath`) and are sent without
+re-quoting; the query and the body are keyword-only. It maps HTTP statuses to a small error
+tree in one place and never puts a response body longer than a short cut-off into an
+exception (a Secret's body must never reach a log). Tokens are re-read from their file on
+every request, as projected ServiceAccount tokens rotate.
 """
 
 from __future__ import annotations
@@ -214,9 +214,9 @@ class Client:
             self._session = None
 
     def _url(self, path: ResourcePath) -> URL:
-        # encoded=True: the path is sent byte for byte as `paths.resource_path` escaped it;
+        # encoded=True: the path is sent byte for byte as `paths` escaped it;
         # yarl would otherwise decode `%2E%2E` and step up to the parent. The dot check is
-        # a second line against a path that did not come from `resource_path`.
+        # a second line against a path that did not come from `paths`.
         if not path.startswith("/") or any(s in (".", "..") for s in path.split("/")):
             raise InvalidPathSegment(f"not an API path: {path[:_BODY_CUTOFF]!r}")
         return URL(self.conn.server + path, encoded=True)

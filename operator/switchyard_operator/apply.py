@@ -42,13 +42,15 @@ async def _call(op: str, call: Awaitable[T]) -> T:
 
 
 def _endpoint_path(namespace: str, name: str, subresource: str = "") -> paths.ResourcePath:
-    return paths.resource_path(
-        API_VERSION, PLURAL, namespace=namespace, name=name, subresource=subresource
+    return paths.object_path(
+        API_VERSION, PLURAL, name, namespace=namespace, subresource=subresource
     )
 
 
 def _configmap_path(namespace: str, name: str = "") -> paths.ResourcePath:
-    return paths.resource_path("v1", "configmaps", namespace=namespace, name=name)
+    if not name:
+        return paths.collection_path("v1", "configmaps", namespace=namespace)
+    return paths.object_path("v1", "configmaps", name, namespace=namespace)
 
 
 async def get_endpoint(
@@ -67,12 +69,13 @@ async def get_endpoint(
 async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> refs.SecretState:
     """Whether a Secret exists and carries the credential label (metadata only, no values)."""
     try:
-        path = paths.resource_path("v1", "secrets", namespace=namespace, name=name)
+        path = paths.object_path("v1", "secrets", name, namespace=namespace)
         meta = await _call(
             "get secret metadata", client.request("GET", path, accept=_METADATA_ONLY)
         )
     except (kubeclient.NotFound, paths.InvalidPathSegment):
-        # `.`/`..` can name no Secret: escaping refuses them rather than step up a level.
+        # ``, `.`, `..` name no Secret: the path builder refuses them rather than address
+        # the collection or step up a level.
         return refs.SecretState(refs.Found.MISSING)
     labels = (meta.get("metadata") or {}).get("labels") or {}
     if contract.is_credential(labels):

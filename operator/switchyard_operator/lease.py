@@ -36,9 +36,11 @@ class Elector:
     _seen_at: float = 0.0
 
     def _path(self, name: str = "") -> paths.ResourcePath:
-        return paths.resource_path(
-            "coordination.k8s.io/v1", "leases", namespace=self.namespace, name=name
-        )
+        if not name:
+            return paths.collection_path("coordination.k8s.io/v1", "leases",
+                                         namespace=self.namespace)
+        return paths.object_path("coordination.k8s.io/v1", "leases", name,
+                                 namespace=self.namespace)
 
     async def _try(self) -> bool:
         """One attempt to take or renew the Lease; True when we hold it."""

@@ -131,7 +131,7 @@ class ClusterSource:
         return [
             Reflector(
                 self._client,
-                paths.resource_path(api_version, resource, namespace=ns),
+                paths.collection_path(api_version, resource, namespace=ns),
                 label_selector=selector,
                 on_replace=self._replacer(kind, ns),
                 on_event=self._eventer(kind),
@@ -342,7 +342,7 @@ class ClusterSource:
     async def _fetch_secret(self, secret: credential_cache.SecretKey) -> None:
         """GET one Secret whose newly referenced key was dropped at intake (bounded retries)."""
         ns, name = secret
-        path = paths.resource_path("v1", "secrets", namespace=ns, name=name)
+        path = paths.object_path("v1", "secrets", name, namespace=ns)
         for attempt in range(_FETCH_ATTEMPTS):
             try:
                 obj = await self._client.request("GET", path)
@@ -395,7 +395,7 @@ class ClusterSource:
             "count": 1,
         }
         try:
-            path = paths.resource_path("v1", "events", namespace=str(meta.get("namespace")))
+            path = paths.collection_path("v1", "events", namespace=str(meta.get("namespace")))
             await self._client.request("POST", path, body=event)
         except (ApiError, paths.InvalidPathSegment) as exc:
             log.debug("could not post Event for %s: %s", meta.get("name"), exc)
