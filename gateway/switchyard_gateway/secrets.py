@@ -3,9 +3,11 @@
 Two kinds of reference (DESIGN.md): `envVar` (the gateway's own environment, read once at
 start-up; in cluster mode only names on the `--allow-env-keys` list) and `secretKeyRef` (a
 key of a Secret in the endpoint's namespace). Sources fill the Secret table: the standalone
-file source from v1 Secret manifests beside the endpoints, the in-cluster source from
-labelled Secrets later. Each fill rebuilds the table and swaps it as one reference, so a
-rotation applies to the next request without a restart.
+file source from v1 Secret manifests beside the endpoints (`secret_entries`), the in-cluster
+source (`config/cluster.py`) with the referenced keys of labelled Secrets only. Both decode
+values with `switchyard_schema.decode_secret_value`, so one Secret gives one key in either
+mode. Each fill rebuilds the table and swaps it as one reference, so a rotation applies to
+the next request without a restart.
 
 A reference that does not resolve raises `MissingCredential` at once: no request is sent
 and it is not counted as an attempt. Key values never reach a log line or an error text.
@@ -39,7 +41,7 @@ class Credentials:
         self._secrets: SecretTable = MappingProxyType({})
 
     def replace_secrets(self, table: SecretTable) -> None:
-        """Install a new Secret table (every Secret a source knows), as one swap."""
+        """Install a new Secret table (every value the source holds), as one swap."""
         self._secrets = MappingProxyType(dict(table))
 
     def resolve(self, namespace: str, ref: ApiKeyRef | None, target: str = "") -> ApiKey | None:
