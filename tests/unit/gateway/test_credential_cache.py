@@ -60,6 +60,11 @@ def test_unlabelled_secret_is_never_taken_whatever_brought_it() -> None:
     assert cache.held() == {("team-a", "plain", "k")}
     cache.take(_secret("plain", {"k": "sk-plain"}, version="3", labels={}))  # label removed
     assert cache.held() == frozenset()
+    cache.take(_secret("plain", {"k": "sk-plain"}, version="4"))
+    cache.want(set())
+    cache.want({("team-a", "plain", "k")})  # referenced again: a GET is asked for ...
+    assert cache.take_fetched(_secret("plain", {"k": "sk-plain"}, version="4", labels={}))
+    assert cache.held() == frozenset()  # ... and an unlabelled answer is not used
 
 
 def test_bad_values_are_not_fetched_again_and_never_printed() -> None:
