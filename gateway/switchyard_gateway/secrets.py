@@ -3,9 +3,11 @@
 Two kinds of reference (DESIGN.md): `envVar` (the gateway's own environment, read once at
 start-up; in cluster mode only names on the `--allow-env-keys` list) and `secretKeyRef` (a
 key of a Secret in the endpoint's namespace). Sources fill the Secret table: the standalone
-file source from v1 Secret manifests beside the endpoints, the in-cluster source from
-labelled Secrets later. Each fill rebuilds the table and swaps it as one reference, so a
-rotation applies to the next request without a restart.
+file source from v1 Secret manifests beside the endpoints (`secret_entries`), the in-cluster
+source (`config/cluster.py`) with the referenced keys of labelled Secrets only. Both decode
+values with `switchyard_schema.decode_secret_value`, so one Secret gives one key in either
+mode. Each fill rebuilds the table and swaps it as one reference, so a rotation applies to
+the next request without a restart.
 
 A reference that does not resolve raises `MissingCredential` at once: no request is sent
 and it is not counted as an attempt. Key values never reach a log line or an error text.
@@ -13,15 +15,13 @@ and it is not counted as an attempt. Key values never reach a log line or an err
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from switchyard_gateway import redaction
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import MissingCredential
-from switchyard_schema import ApiKeyRef
+from switchyard_schema import ApiKeyRef, BadSecretValue, decode_secret_value, secret_text
 
 #: (namespace, secret name, key) -> value
 SecretTable = Mapping[tuple[str, str, str], ApiKey]
@@ -46,7 +46,7 @@ class Credentials:
         self._redactor: redaction.Redactor | None = None
 
     def replace_secrets(self, table: SecretTable) -> None:
-        """Install a new Secret table (every Secret a source knows), as one swap."""
+        """Install a new Secret table (every value the source holds), as one swap."""
         # The swapped-out values stay redacted for one more generation: an attempt sent
         # with a key just before its rotation may still have it echoed.
         self._previous = tuple(self._secrets.values())
@@ -98,8 +98,9 @@ class Credentials:
 def secret_entries(manifest: Mapping[str, object], default_namespace: str) -> SecretTable:
     """The (namespace, name, key) -> ApiKey entries of one v1 Secret manifest.
 
-    `stringData` wins over `data` for the same key, as in the API server. Undecodable
-    base64 values are skipped (the reference then reports the key as missing).
+    `stringData` wins over `data` for the same key, as in the API server. Values are read
+    by `switchyard_schema.decode_secret_value` / `secret_text`, the rule cluster mode uses
+    too; a value it refuses is skipped (the reference then reports the key as missing).
     """
     metadata = manifest.get("metadata")
     if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
@@ -111,12 +112,14 @@ def secret_entries(manifest: Mapping[str, object], default_namespace: str) -> Se
     if isinstance(data, Mapping):
         for key, value in data.items():
             try:
-                decoded = base64.b64decode(str(value), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+                out[(namespace, name, str(key))] = ApiKey(decode_secret_value(str(value)))
+            except BadSecretValue:
                 continue
-            out[(namespace, name, str(key))] = ApiKey(decoded.strip("\n"))
     string_data = manifest.get("stringData")
     if isinstance(string_data, Mapping):
         for key, value in string_data.items():
-            out[(namespace, name, str(key))] = ApiKey(str(value))
+            try:
+                out[(namespace, name, str(key))] = ApiKey(secret_text(str(value)))
+            except BadSecretValue:
+                continue
     return out

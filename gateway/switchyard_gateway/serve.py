@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from switchyard_gateway import workers as worker_processes
-from switchyard_gateway.config.cluster import ClusterHooks, ClusterSource
+from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.http.app import create_app
@@ -53,6 +53,8 @@ def build_app(settings: GatewaySettings) -> web.Application:
         propagation=metrics.propagation.observe,
         refused=lambda reason: metrics.refused_configmaps.labels(reason).inc(),
     )
+    for reason in REFUSAL_REASONS:  # a series at 0 from the start: alerts see no gap
+        metrics.refused_configmaps.labels(reason)
     cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks)
     metrics.staleness.set_function(cluster.staleness)
     return create_app(settings, store, credentials, registry.adapter_for, [cluster],

@@ -3,9 +3,11 @@
 Used by the e2e tests (tests/e2e/conftest.py), `switchyard demo` and bench/. The binaries
 come from `binaries.locate()` (built from pinned Go modules); everything runs on free
 127.0.0.1 ports with a fresh temporary folder holding data, keys, kubeconfigs and one log
-per process. RBAC is on, the default admission plugins run, ServiceAccount tokens are
-signed, and the controller manager runs the garbage collector and namespace controllers, so
-owned objects and deleted namespaces really go away. There is no kubelet: pods never run.
+per process. RBAC is on, the default admission plugins run, the API server keeps an audit
+log of Secret, ConfigMap and GatewayEndpoint requests (`audit_events`), ServiceAccount
+tokens are signed, and the controller manager runs the garbage collector and namespace
+controllers, so owned objects and deleted namespaces really go away. There is no kubelet:
+pods never run.
 
     with ControlPlane.start() as cp:
         cp.kubectl("get", "namespaces")
@@ -30,6 +32,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from switchyard_testing import binaries, certs, kubeconfig, processes
 from switchyard_testing.cluster import Cluster
@@ -47,6 +50,25 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
 )
+
+
+# What the API server itself logs about requests (its audit log): who asked which URI for
+# Secrets, ConfigMaps and GatewayEndpoints, at Metadata level (never a body, so no Secret
+# value reaches the file). Tests read it to assert on what crossed the wire: the selector
+# and `limit` a LIST really carried, a GET that never happened.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    resources:
+      - group: ""
+        resources: [secrets, configmaps]
+      - group: switchyard.dev
+        resources: [gatewayendpoints]
+  - level: None
+"""
 
 
 class ControlPlaneError(RuntimeError):
@@ -125,6 +147,29 @@ class ControlPlane(Cluster):
     def server(self) -> str:
         return f"https://127.0.0.1:{self.apiserver_port}"
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines, `AUDIT_POLICY`)."""
+        return self.root / "logs" / "audit.log"
+
+    def audit_events(self, username: str | None = None) -> list[dict[str, Any]]:
+        """Every audit event logged so far (optionally only those of one user), in order.
+
+        Written synchronously (the log backend's default blocking mode), so a request that
+        has been answered is already in the file.
+        """
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text("utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written right now
+            if username is None or event.get("user", {}).get("username") == username:
+                events.append(event)
+        return events
+
     def cluster_info(self) -> kubeconfig.ClusterInfo:
         return kubeconfig.ClusterInfo.from_ca_file(self.server, self.pki.ca_cert)
 
@@ -172,6 +217,7 @@ class ControlPlane(Cluster):
     ) -> None:
         started = time.monotonic()
         self._write_auth_files()
+        (self.root / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self.etcd.start()
         self._wait(self.etcd, self._etcd_healthy, timeout)
         self.apiserver.start()
@@ -241,6 +287,9 @@ class ControlPlane(Cluster):
             # 127.0.0.0/8), and nothing here routes to it anyway.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
+            f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
         ]
 
     def _kcm_argv(self) -> list[str]:

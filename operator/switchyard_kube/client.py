@@ -1,11 +1,14 @@
 """Connection settings, JSON requests and watch streams over aiohttp.
 
 Callers: the operator's `apply.py` and `lease.py` (its only modules that talk to the API
-server), the gateway's in-cluster config source (through `reflector.py`), and the CLI,
-which loads the connection once (`login.load`). It maps HTTP statuses to a small error tree
-in one place and never puts a response body longer than a short cut-off into an exception
-(a Secret's body must never reach a log). The token is asked of `Connection.bearer()` on
-every request, as projected ServiceAccount tokens rotate and exec-plugin tokens expire.
+server), the gateway's in-cluster config source (directly and through `reflector.py`), and
+the CLI, which loads the connection once (`login.load`). Paths come only from
+`paths.collection_path`/`object_path` (typed `ResourcePath`) and are sent without
+re-quoting; the query and the body are keyword-only. It maps HTTP statuses to a small error
+tree in one place and never puts a response body longer than a short cut-off into an
+exception (a Secret's body must never reach a log). The token is asked of
+`Connection.bearer()` on every request, as projected ServiceAccount tokens rotate and
+exec-plugin tokens expire.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import dataclasses
 import json
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
+
+from switchyard_kube.paths import InvalidPathSegment, ResourcePath
 
 #: Error bodies are cut here before they reach exceptions and logs.
 _BODY_CUTOFF = 256
@@ -74,7 +80,7 @@ class Transient(ApiError):
 
 
 class Gone(ApiError):
-    """410: a watch's resourceVersion is too old; list again."""
+    """410: a watch's resourceVersion, or a LIST's continue token, is too old; list again."""
 
 
 def _ssl_context(conn: Connection) -> ssl.SSLContext | bool:
@@ -137,31 +143,49 @@ class Client:
             await self._session.close()
             self._session = None
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        content_type: str = "application/json",
-        accept: str = "application/json",
-        params: dict[str, str] | None = None,
-    ) -> Any:
-        """Send one request; return the decoded JSON reply.
+    def _url(self, path: ResourcePath) -> URL:
+        # encoded=True: the path is sent byte for byte as `paths` escaped it;
+        # yarl would otherwise decode `%2E%2E` and step up to the parent. The dot check is
+        # a second line against a path that did not come from `paths`.
+        if not path.startswith("/") or any(s in (".", "..") for s in path.split("/")):
+            raise InvalidPathSegment(f"not an API path: {path[:_BODY_CUTOFF]!r}")
+        return URL(self.conn.server + path, encoded=True)
 
-        Raises `NotFound`, `Conflict`, `Transient` (429, 5xx, unreachable) or `ApiError`.
-        """
-        if self._session is None:
-            raise RuntimeError("Client used outside `async with`")
+    def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Accept": accept}
         token = self.conn.bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: ResourcePath,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> Any:
+        """Send one request; return the decoded JSON reply.
+
+        Everything after `path` is keyword-only: a query passed where the body goes would
+        be silently dropped from a GET (it once was, and every LIST lost its selector).
+        Raises `NotFound`, `Conflict`, `Gone`, `Transient` (429, 5xx, unreachable),
+        `ApiError`, or `InvalidPathSegment` for a path with a `.`/`..` segment.
+        """
+        if self._session is None:
+            raise RuntimeError("Client used outside `async with`")
+        if body is not None and method in ("GET", "DELETE"):
+            raise ValueError(f"{method} takes no body (a query goes in `params`)")
+        url = self._url(path)
+        headers = self._headers(accept)
         if body is not None:
             headers["Content-Type"] = content_type
         try:
             async with self._session.request(
-                method, self.conn.server + path, json=body, headers=headers, params=params
+                method, url, json=body, headers=headers, params=dict(params or {})
             ) as resp:
                 text = await resp.text()
                 if resp.status >= 400:
@@ -171,7 +195,7 @@ class Client:
             raise Transient(0, "Unreachable", type(exc).__name__) from exc
 
     async def watch(
-        self, path: str, params: dict[str, str], read_timeout: float
+        self, path: ResourcePath, *, params: Mapping[str, str], read_timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream the events of one watch until the server ends it.
 
@@ -179,15 +203,12 @@ class Client:
         """
         if self._session is None:
             raise RuntimeError("Client used outside `async with`")
-        headers = {"Accept": "application/json"}
-        token = self.conn.bearer()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        url = self._url(path)
+        headers = self._headers("application/json")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
         try:
             async with self._session.get(
-                self.conn.server + path, params={**params, "watch": "true"},
-                headers=headers, timeout=timeout,
+                url, params={**params, "watch": "true"}, headers=headers, timeout=timeout,
             ) as resp:
                 if resp.status >= 400:
                     raise _error(resp.status, await resp.text())

@@ -1,11 +1,13 @@
 """List-then-watch of one resource collection, kept in sync for a handler.
 
-The Kubernetes protocol, done properly: a paged LIST gives the full state and a
-resourceVersion; a WATCH from that version streams changes (with bookmarks, so the version
-stays fresh while nothing changes); a 410 Gone, or an ERROR event, means the version is
-too old and the reflector lists again; a broken connection reconnects with capped
-exponential backoff and jitter. The handler always sees full state on `replace` (after
-every list) and then single events, so it never misses a deletion across a relist.
+Callers: the gateway's `config/cluster.py`. The Kubernetes protocol, done properly: a LIST
+paged by `pager.list_all` (label selector and `limit` sent, a stale continue token
+restarting it) gives the full state and a resourceVersion; a WATCH from that version
+(same selector) streams changes (with bookmarks, so the version stays fresh while nothing
+changes); a 410 Gone, or an ERROR event, means the version is too old and the reflector
+lists again; a broken connection reconnects with capped exponential backoff and jitter.
+The handler always sees full state on `replace` (after every list) and then single events,
+so it never misses a deletion across a relist.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from switchyard_kube import pager
 from switchyard_kube.client import ApiError, Client, Gone
+from switchyard_kube.paths import ResourcePath
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +36,13 @@ class Reflector:
     def __init__(
         self,
         client: Client,
-        path: str,
+        path: ResourcePath,
         *,
         label_selector: str = "",
         on_replace: Replace,
         on_event: Event,
         watch_timeout: int = 290,
-        page_size: int = 500,
+        page_size: int = pager.DEFAULT_PAGE_SIZE,
         max_backoff: float = 30.0,
     ) -> None:
         self._client = client
@@ -78,21 +82,13 @@ class Reflector:
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        items: list[Obj] = []
-        params = {"limit": str(self._page_size)}
-        if self._selector:
-            params["labelSelector"] = self._selector
-        while True:
-            page = await self._client.request("GET", self._path, params)
-            items.extend(page.get("items", []))
-            cont = page.get("metadata", {}).get("continue")
-            if not cont:
-                break
-            params["continue"] = cont
-        self.resource_version = page["metadata"]["resourceVersion"]
+        listing = await pager.list_all(
+            self._client, self._path, label_selector=self._selector, page_size=self._page_size
+        )
+        self.resource_version = listing.resource_version
         self.last_contact = time.monotonic()
         self.relists += 1
-        await self._on_replace(items)
+        await self._on_replace(listing.items)
         self.synced.set()
 
     async def _watch(self) -> None:
@@ -103,7 +99,10 @@ class Reflector:
         }
         if self._selector:
             params["labelSelector"] = self._selector
-        async for event in self._client.watch(self._path, params, self._watch_timeout + 30):
+        stream = self._client.watch(
+            self._path, params=params, read_timeout=self._watch_timeout + 30
+        )
+        async for event in stream:
             self.last_contact = time.monotonic()
             kind, obj = event.get("type", ""), event.get("object", {})
             if kind == "ERROR":

@@ -17,8 +17,9 @@ from typing import Any, TypeVar, cast
 import kopf
 
 from switchyard_kube import client as kubeclient
+from switchyard_kube import paths
 from switchyard_operator import refs, render
-from switchyard_schema import GROUP, PLURAL, VERSION, GatewayEndpoint
+from switchyard_schema import API_VERSION, PLURAL, GatewayEndpoint, contract
 
 T = TypeVar("T")
 #: Kubernetes rejects longer Event messages; the cut keeps the start, which names the problem.
@@ -40,12 +41,16 @@ async def _call(op: str, call: Awaitable[T]) -> T:
         raise kopf.TemporaryError(f"{op}: {exc}", delay=30) from exc
 
 
-def _endpoint_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+def _endpoint_path(namespace: str, name: str, subresource: str = "") -> paths.ResourcePath:
+    return paths.object_path(
+        API_VERSION, PLURAL, name, namespace=namespace, subresource=subresource
+    )
 
 
-def _configmap_path(namespace: str, name: str = "") -> str:
-    return f"/api/v1/namespaces/{namespace}/configmaps" + (f"/{name}" if name else "")
+def _configmap_path(namespace: str, name: str = "") -> paths.ResourcePath:
+    if not name:
+        return paths.collection_path("v1", "configmaps", namespace=namespace)
+    return paths.object_path("v1", "configmaps", name, namespace=namespace)
 
 
 async def get_endpoint(
@@ -64,16 +69,16 @@ async def get_endpoint(
 async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> refs.SecretState:
     """Whether a Secret exists and carries the credential label (metadata only, no values)."""
     try:
+        path = paths.object_path("v1", "secrets", name, namespace=namespace)
         meta = await _call(
-            "get secret metadata",
-            client.request(
-                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", accept=_METADATA_ONLY
-            ),
+            "get secret metadata", client.request("GET", path, accept=_METADATA_ONLY)
         )
-    except kubeclient.NotFound:
+    except (kubeclient.NotFound, paths.InvalidPathSegment):
+        # ``, `.`, `..` name no Secret: the path builder refuses them rather than address
+        # the collection or step up a level.
         return refs.SecretState(refs.Found.MISSING)
     labels = (meta.get("metadata") or {}).get("labels") or {}
-    if labels.get(refs.CREDENTIAL_LABEL) == "true":
+    if contract.is_credential(labels):
         # The credential index has not seen it yet; its keys are unknown until it does.
         return refs.SecretState(refs.Found.LABELLED, None)
     return refs.SecretState(refs.Found.UNLABELLED)
@@ -121,7 +126,10 @@ async def ensure_configmap(
             "get configmap", client.request("GET", _configmap_path(namespace, name))
         )
     except kubeclient.NotFound:
-        await _call("create configmap", client.request("POST", _configmap_path(namespace), desired))
+        await _call(
+            "create configmap",
+            client.request("POST", _configmap_path(namespace), body=desired),
+        )
         return Outcome(Written.CREATED)
     if render.controller_uid(existing) != endpoint.uid:
         return Outcome(
@@ -131,11 +139,12 @@ async def ensure_configmap(
             " overwrite it: delete or rename it",
         )
     annotations = existing.get("metadata", {}).get("annotations") or {}
-    if annotations.get(render.SPEC_HASH) == manifest["metadata"]["annotations"][render.SPEC_HASH]:
+    wanted = manifest["metadata"]["annotations"][contract.SPEC_HASH_ANNOTATION]
+    if annotations.get(contract.SPEC_HASH_ANNOTATION) == wanted:
         return Outcome(Written.UNCHANGED)
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     await _call(
-        "update configmap", client.request("PUT", _configmap_path(namespace, name), desired)
+        "update configmap", client.request("PUT", _configmap_path(namespace, name), body=desired)
     )
     return Outcome(Written.UPDATED)
 
@@ -149,8 +158,8 @@ async def patch_status(
             "patch status",
             client.request(
                 "PATCH",
-                _endpoint_path(namespace, name) + "/status",
-                {"status": status},
+                _endpoint_path(namespace, name, "status"),
+                body={"status": status},
                 content_type="application/merge-patch+json",
             ),
         )

@@ -18,12 +18,12 @@ from typing import Any
 import kopf
 
 from switchyard_operator import reconcile, refs
-from switchyard_schema import GROUP, PLURAL, VERSION
+from switchyard_schema import GROUP, PLURAL, VERSION, contract
 
 logger = logging.getLogger(__name__)
 
 ENDPOINTS = (GROUP, VERSION, PLURAL)
-CREDENTIALS = {refs.CREDENTIAL_LABEL: "true"}
+CREDENTIALS = {contract.CREDENTIAL_LABEL: contract.CREDENTIAL_VALUE}
 PREFIX = "switchyard.dev"
 
 
@@ -35,7 +35,7 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=PREFIX, key="last-handled-configuration"
     )
     # Server-side filtering: the `labels=` filters below are client-side only.
-    settings.watching.label_selectors["v1", "secrets"] = f"{refs.CREDENTIAL_LABEL}=true"
+    settings.watching.label_selectors["v1", "secrets"] = contract.CREDENTIAL_SELECTOR
     # Our own Events (kopf.event) are always posted; Kopf's log lines only from warnings up.
     settings.posting.level = logging.WARNING
     # No CRD or namespace watching (and so no RBAC for them): the CRD is installed before

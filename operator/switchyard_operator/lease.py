@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from switchyard_kube import client as kubeclient
+from switchyard_kube import paths
 from switchyard_operator import render
 
 logger = logging.getLogger(__name__)
@@ -34,16 +35,18 @@ class Elector:
     _seen: Any = None
     _seen_at: float = 0.0
 
-    @property
-    def _path(self) -> str:
-        base = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
-        return base
+    def _path(self, name: str = "") -> paths.ResourcePath:
+        if not name:
+            return paths.collection_path("coordination.k8s.io/v1", "leases",
+                                         namespace=self.namespace)
+        return paths.object_path("coordination.k8s.io/v1", "leases", name,
+                                 namespace=self.namespace)
 
     async def _try(self) -> bool:
         """One attempt to take or renew the Lease; True when we hold it."""
         now = render.rfc3339_now()
         try:
-            lease = await self.client.request("GET", f"{self._path}/{self.name}")
+            lease = await self.client.request("GET", self._path(self.name))
         except kubeclient.NotFound:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -57,7 +60,7 @@ class Elector:
                     "leaseTransitions": 0,
                 },
             }
-            await self.client.request("POST", self._path, body)
+            await self.client.request("POST", self._path(), body=body)
             return True
         spec = lease.get("spec") or {}
         record = (spec.get("holderIdentity"), spec.get("renewTime"))
@@ -74,7 +77,7 @@ class Elector:
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         spec.update(holderIdentity=self.identity, renewTime=now, leaseDurationSeconds=self.duration)
         lease["spec"] = spec
-        await self.client.request("PUT", f"{self._path}/{self.name}", lease)
+        await self.client.request("PUT", self._path(self.name), body=lease)
         return True
 
     async def _attempt(self) -> bool:
@@ -113,10 +116,10 @@ class Elector:
     async def release(self) -> None:
         """Give the Lease up on a clean exit, so a standby takes over at once."""
         try:
-            lease = await self.client.request("GET", f"{self._path}/{self.name}")
+            lease = await self.client.request("GET", self._path(self.name))
             if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
             lease["spec"].update(holderIdentity=None, leaseDurationSeconds=1)
-            await self.client.request("PUT", f"{self._path}/{self.name}", lease)
+            await self.client.request("PUT", self._path(self.name), body=lease)
         except kubeclient.ApiError as exc:
             logger.warning("could not release the Lease: %s", exc)

@@ -13,8 +13,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-#: The label that marks a Secret as holding provider keys (DESIGN.md).
-CREDENTIAL_LABEL = "switchyard.dev/credential"
+from switchyard_schema import contract
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -98,11 +97,12 @@ def _problem(namespace: str, ref: SecretRef, state: SecretState) -> Unresolved |
     if state.found is Found.MISSING:
         return Unresolved(ref, "SecretNotFound", f"{where} does not exist")
     if state.found is Found.UNLABELLED:
-        fix = f"kubectl label secret {ref.name} -n {namespace} {CREDENTIAL_LABEL}=true"
+        fix = f"kubectl label secret {ref.name} -n {namespace} {contract.CREDENTIAL_SELECTOR}"
         return Unresolved(
             ref,
             "SecretNotLabelled",
-            f"{where} lacks the label {CREDENTIAL_LABEL}=true, so the gateway cannot see it;"
+            f"{where} lacks the label {contract.CREDENTIAL_SELECTOR}, so the gateway cannot"
+            " see it;"
             f" fix: {fix}",
         )
     if state.keys is not None and ref.key not in state.keys:

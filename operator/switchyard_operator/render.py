@@ -13,19 +13,17 @@ import copy
 import datetime
 from typing import Any
 
-from switchyard_schema import API_VERSION, KIND, EndpointConfig, GatewayEndpoint, config_json
+from switchyard_schema import (
+    API_VERSION,
+    KIND,
+    EndpointConfig,
+    GatewayEndpoint,
+    config_json,
+    contract,
+)
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "switchyard-operator"
-ENDPOINT_LABEL = "switchyard.dev/endpoint"
-SPEC_HASH = "switchyard.dev/spec-hash"
-RENDERED_AT = "switchyard.dev/rendered-at"
-DATA_KEY = "endpoint.json"
-
-
-def configmap_name(endpoint_name: str) -> str:
-    """`gwe-<name>`."""
-    return f"gwe-{endpoint_name}"
+#: The names live in `switchyard_schema.contract` (the gateway reads them from there too).
+configmap_name = contract.configmap_name
 
 
 def configmap(endpoint: GatewayEndpoint, config: EndpointConfig) -> dict[str, Any]:
@@ -36,10 +34,13 @@ def configmap(endpoint: GatewayEndpoint, config: EndpointConfig) -> dict[str, An
         "metadata": {
             "name": configmap_name(endpoint.name),
             "namespace": endpoint.namespace,
-            "labels": {MANAGED_BY: MANAGER, ENDPOINT_LABEL: endpoint.name},
-            "annotations": {SPEC_HASH: config.spec_hash},
+            "labels": {
+                contract.MANAGED_BY_LABEL: contract.MANAGER,
+                contract.ENDPOINT_LABEL: endpoint.name,
+            },
+            "annotations": {contract.SPEC_HASH_ANNOTATION: config.spec_hash},
         },
-        "data": {DATA_KEY: config_json(config)},
+        "data": {contract.DATA_KEY: config_json(config)},
     }
 
 
@@ -67,7 +68,7 @@ def with_runtime_fields(
     """A copy of `manifest` with the ownerReference and the render timestamp annotation."""
     out = copy.deepcopy(manifest)
     out["metadata"]["ownerReferences"] = [owner_reference(endpoint)]
-    out["metadata"]["annotations"][RENDERED_AT] = rendered_at
+    out["metadata"]["annotations"][contract.RENDERED_AT_ANNOTATION] = rendered_at
     return out
 
 

@@ -1,9 +1,19 @@
 """The GatewayEndpoint schema shared by the operator, the gateway and the CLI.
 
 Holds the CRD as data, the validator that mirrors the API server, the typed models of the
-spec and of the rendered config, and canonical JSON + hashing. Imports neither part.
+spec and of the rendered config, canonical JSON + hashing, and the operator-to-gateway
+`contract` (labels, annotations, data key, ConfigMap name, Secret value decoding). Imports
+neither part.
 """
 
+from switchyard_schema import contract
+from switchyard_schema.contract import (
+    BadSecretValue,
+    configmap_name,
+    decode_secret_value,
+    is_credential,
+    secret_text,
+)
 from switchyard_schema.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from switchyard_schema.models import (
     KNOWN_SCHEMA_VERSIONS,
@@ -44,6 +54,7 @@ __all__ = [
     "VERSION",
     "ApiKeyRef",
     "AzureSettings",
+    "BadSecretValue",
     "CooldownPolicy",
     "EndpointConfig",
     "EndpointSpec",
@@ -60,10 +71,15 @@ __all__ = [
     "Task",
     "canonical_json",
     "config_json",
+    "configmap_name",
+    "contract",
+    "decode_secret_value",
+    "is_credential",
     "is_ours",
     "load_config",
     "normalize",
     "parse_endpoint",
+    "secret_text",
     "targets_summary",
     "validate_manifest",
 ]

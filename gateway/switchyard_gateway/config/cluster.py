@@ -1,31 +1,36 @@
 """In-cluster config source: the operator's ConfigMaps and labelled Secrets, watched live.
 
-Fills the `ConfigStore` and the `Credentials` table from three list-then-watches per
-watched namespace (or one each, cluster-wide): GatewayEndpoints (only to know which UIDs
-are live), ConfigMaps labelled `app.kubernetes.io/managed-by=switchyard-operator`, and
-Secrets labelled `switchyard.dev/credential=true`. A ConfigMap is accepted only when its
-controller ownerReference names a live GatewayEndpoint with that UID, its name and payload
-agree with that owner, and its payload fully validates (`load_config`): a forged label
-cannot bypass admission, and a bad payload leaves the last good config live. Only the Secret
-values some endpoint references are kept in memory. Writes nothing but Events.
+Created by `serve.build_app` in cluster mode. Fills the `ConfigStore` and the
+`Credentials` table from three list-then-watches per watched namespace (or one each,
+cluster-wide): GatewayEndpoints (only to know which UIDs are live), ConfigMaps labelled
+`app.kubernetes.io/managed-by=switchyard-operator`, and Secrets labelled
+`switchyard.dev/credential=true` (the names live in `switchyard_schema.contract`). The
+selectors are sent to the API server, so a foreign ConfigMap or an unlabelled Secret never
+reaches this process. A ConfigMap is accepted only when its controller ownerReference
+names a live GatewayEndpoint with that UID, its name and payload agree with that owner,
+and its payload fully validates (`load_config`): a forged label cannot bypass admission,
+and a bad payload leaves the last good config live. Only the Secret values some served
+endpoint references are kept (`credential_cache`); a newly referenced key dropped earlier
+is fetched with a GET of that one Secret, which must carry the label too. Writes nothing
+but Events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import datetime
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from switchyard_gateway.config import credential_cache
 from switchyard_gateway.config.store import ChangeKind, ConfigStore
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.secrets import Credentials
-from switchyard_kube.client import ApiError, Client
+from switchyard_kube import paths
+from switchyard_kube.client import ApiError, Client, NotFound
 from switchyard_kube.reflector import Obj, Reflector
 from switchyard_schema import (
     API_VERSION,
@@ -35,16 +40,21 @@ from switchyard_schema import (
     EndpointConfig,
     InvalidEndpoint,
     Problem,
+    contract,
+    is_credential,
     load_config,
 )
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY = "app.kubernetes.io/managed-by=switchyard-operator"
-CREDENTIAL = "switchyard.dev/credential=true"
-DATA_KEY = "endpoint.json"
-RENDERED_AT = "switchyard.dev/rendered-at"
 SOURCE = "configmap"
+#: `refused` reasons: a ConfigMap that claims to be ours but has no live owner of that UID
+#: and name; a payload that does not validate.
+FORGED = "forged"
+INVALID = "invalid"
+REFUSAL_REASONS = (FORGED, INVALID)
+#: GETs of one Secret before giving up until the next config change asks again.
+_FETCH_ATTEMPTS = 4
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -54,7 +64,7 @@ class ClusterHooks:
     """Callbacks for metrics; all optional."""
 
     propagation: Callable[[float], None] = lambda seconds: None
-    refused: Callable[[str], None] = lambda reason: None  # reason: forged|invalid
+    refused: Callable[[str], None] = lambda reason: None  # one of REFUSAL_REASONS
 
 
 def _key(obj: Obj) -> Key:
@@ -100,7 +110,8 @@ class ClusterSource:
         self._namespaces = [n for n in namespaces if n] or [""]
         self._endpoints: dict[Key, str] = {}  # live GatewayEndpoints -> uid
         self._configmaps: dict[Key, Obj] = {}
-        self._secrets: dict[Key, dict[str, str]] = {}
+        self._credential_cache = credential_cache.CredentialCache()
+        self._fetches: dict[credential_cache.SecretKey, asyncio.Task[None]] = {}
         self._applied: dict[str, str] = {}  # endpoint key -> resourceVersion applied
         self._refused: dict[str, str] = {}  # endpoint key/cm -> resourceVersion refused
         self._lock = asyncio.Lock()
@@ -112,21 +123,20 @@ class ClusterSource:
             self.reflectors += self._reflectors_for(ns)
 
     def _reflectors_for(self, ns: str) -> list[Reflector]:
-        scope = f"/namespaces/{ns}" if ns else ""
-        kinds: list[tuple[str, str, str]] = [
-            ("endpoints", f"/apis/{API_VERSION}{scope}/{PLURAL}", ""),
-            ("configmaps", f"/api/v1{scope}/configmaps", MANAGED_BY),
-            ("secrets", f"/api/v1{scope}/secrets", CREDENTIAL),
+        kinds: list[tuple[str, str, str, str]] = [
+            ("endpoints", API_VERSION, PLURAL, ""),
+            ("configmaps", "v1", "configmaps", contract.MANAGED_BY_SELECTOR),
+            ("secrets", "v1", "secrets", contract.CREDENTIAL_SELECTOR),
         ]
         return [
             Reflector(
                 self._client,
-                path,
+                paths.collection_path(api_version, resource, namespace=ns),
                 label_selector=selector,
                 on_replace=self._replacer(kind, ns),
                 on_event=self._eventer(kind),
             )
-            for kind, path, selector in kinds
+            for kind, api_version, resource, selector in kinds
         ]
 
     # Lifecycle: the `Source` protocol of `config/sources.py`.
@@ -142,7 +152,7 @@ class ClusterSource:
 
     async def close(self) -> None:
         """Stop every watch and close the API connection (idempotent)."""
-        pending = [*self._tasks, *self._event_tasks]
+        pending = [*self._tasks, *self._event_tasks, *self._fetches.values()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -183,7 +193,6 @@ class ClusterSource:
         tables: dict[str, dict[Key, Any]] = {
             "endpoints": self._endpoints,
             "configmaps": self._configmaps,
-            "secrets": self._secrets,
         }
         return tables[kind]
 
@@ -191,18 +200,29 @@ class ClusterSource:
     def _value(kind: str, obj: Obj) -> Any:
         if kind == "endpoints":
             return str(obj.get("metadata", {}).get("uid", ""))
-        if kind == "secrets":
-            return dict(obj.get("data") or {})
         return obj
+
+    @staticmethod
+    def _claims_ours(kind: str, obj: Obj) -> bool:
+        # The selector is sent with every LIST and WATCH; this second look keeps a foreign
+        # ConfigMap out even if a proxy or a fake API server dropped it.
+        if kind != "configmaps":
+            return True
+        labels = obj.get("metadata", {}).get("labels") or {}
+        return bool(labels.get(contract.MANAGED_BY_LABEL) == contract.MANAGER)
 
     def _replacer(self, kind: str, ns: str) -> Callable[[list[Obj]], Any]:
         async def replace(items: list[Obj]) -> None:
             async with self._lock:
-                table = self._table(kind)
-                for key in [k for k in table if not ns or k[0] == ns]:
-                    del table[key]
-                for obj in items:
-                    table[_key(obj)] = self._value(kind, obj)
+                if kind == "secrets":
+                    self._credential_cache.replace(ns, items)
+                else:
+                    table = self._table(kind)
+                    for key in [k for k in table if not ns or k[0] == ns]:
+                        del table[key]
+                    for obj in items:
+                        if self._claims_ours(kind, obj):
+                            table[_key(obj)] = self._value(kind, obj)
                 if self._synced:
                     self._reconcile()
 
@@ -211,11 +231,17 @@ class ClusterSource:
     def _eventer(self, kind: str) -> Callable[[str, Obj], Any]:
         async def event(kind_of_event: str, obj: Obj) -> None:
             async with self._lock:
-                table = self._table(kind)
-                if kind_of_event == "DELETED":
-                    table.pop(_key(obj), None)
+                if kind == "secrets":
+                    if kind_of_event == "DELETED":
+                        self._credential_cache.forget(credential_cache.secret_key(obj))
+                    else:
+                        self._credential_cache.take(obj)
                 else:
-                    table[_key(obj)] = self._value(kind, obj)
+                    table = self._table(kind)
+                    if kind_of_event == "DELETED" or not self._claims_ours(kind, obj):
+                        table.pop(_key(obj), None)
+                    else:
+                        table[_key(obj)] = self._value(kind, obj)
                 if self._synced:
                     self._reconcile()
 
@@ -237,21 +263,32 @@ class ClusterSource:
         self._refresh_secrets()
 
     def _accepted_owner(self, ns: str, cm_name: str, cm: Obj) -> str | None:
+        """The owning endpoint's name when the ConfigMap may be served, else None.
+
+        Counted as `forged` only when it claims to be ours (the managed-by label, which
+        every ConfigMap here carries) yet names no GatewayEndpoint controller, a controller
+        of another UID than the live one, or a name other than `gwe-<owner>`. An orphan
+        (its owner is not live: deleted, or its ADDED event not seen yet) is the normal
+        moment between a deletion and garbage collection, and is skipped uncounted.
+        """
         ref = _controller(cm)
-        version = str(cm.get("metadata", {}).get("resourceVersion", ""))
-        live_uid = self._endpoints.get((ns, str(ref.get("name")))) if ref else None
-        if ref is None or live_uid != ref.get("uid") or cm_name != f"gwe-{ref.get('name')}":
+        owner = str(ref.get("name")) if ref else ""
+        live_uid = self._endpoints.get((ns, owner)) if ref else None
+        if ref is not None and live_uid is None and cm_name == contract.configmap_name(owner):
+            return None
+        if ref is None or live_uid != ref.get("uid") or cm_name != contract.configmap_name(owner):
+            version = str(cm.get("metadata", {}).get("resourceVersion", ""))
             if self._refused.get(f"forged:{ns}/{cm_name}") != version:
                 self._refused[f"forged:{ns}/{cm_name}"] = version
                 log.warning(
                     "ignoring ConfigMap %s/%s: no controller ownerReference to a live "
-                    "GatewayEndpoint of that UID",
+                    "GatewayEndpoint of that UID and name",
                     ns,
                     cm_name,
                 )
-                self._hooks.refused("forged")
+                self._hooks.refused(FORGED)
             return None
-        return str(ref["name"])
+        return owner
 
     def _apply(self, key: str, cm: Obj) -> None:
         meta = cm.get("metadata", {})
@@ -259,18 +296,19 @@ class ClusterSource:
         if self._applied.get(key) == version or self._refused.get(key) == version:
             return
         try:
-            config = load_config(str((cm.get("data") or {}).get(DATA_KEY, "")))
+            config = load_config(str((cm.get("data") or {}).get(contract.DATA_KEY, "")))
             self._check_identity(key, config)
         except InvalidEndpoint as exc:
             self._refused[key] = version
-            self._hooks.refused("invalid")
+            self._hooks.refused(INVALID)
             self._store.reject(key, str(exc), SOURCE)
             self._post_event(cm, str(exc))
             return
         self._refused.pop(key, None)
         self._applied[key] = version
         change = self._store.apply(config, SOURCE)
-        rendered = _parse_time(str((meta.get("annotations") or {}).get(RENDERED_AT, "")))
+        annotations = meta.get("annotations") or {}
+        rendered = _parse_time(str(annotations.get(contract.RENDERED_AT_ANNOTATION, "")))
         if change.kind == ChangeKind.APPLIED and rendered is not None:
             self._hooks.propagation(max(0.0, time.time() - rendered))
 
@@ -279,8 +317,10 @@ class ClusterSource:
         if config.key != key:
             raise InvalidEndpoint([Problem("endpoint.json", f"names {config.key}, owner is {key}")])
 
+    # Credentials: only the Secret keys a served endpoint references.
+
     def _refresh_secrets(self) -> None:
-        wanted: set[tuple[str, str, str]] = set()
+        wanted: set[credential_cache.Ref] = set()
         for endpoint in self._store.snapshot().values():
             for target in (*endpoint.split, *endpoint.fallbacks):
                 ref = target.api_key_ref
@@ -288,16 +328,39 @@ class ClusterSource:
                     wanted.add(
                         (endpoint.namespace, ref.secret_key_ref.name, ref.secret_key_ref.key)
                     )
-        table: dict[tuple[str, str, str], ApiKey] = {}
-        for ns, name, key in wanted:
-            raw = self._secrets.get((ns, name), {}).get(key)
-            if raw is None:
-                continue
+        for secret in self._credential_cache.want(wanted):
+            if secret not in self._fetches:
+                task = asyncio.get_running_loop().create_task(self._fetch_secret(secret))
+                self._fetches[secret] = task
+                task.add_done_callback(functools.partial(self._fetched, secret))
+        self._credentials.replace_secrets(self._credential_cache.table())
+
+    def _fetched(self, secret: credential_cache.SecretKey, task: asyncio.Task[None]) -> None:
+        if self._fetches.get(secret) is task:
+            del self._fetches[secret]
+
+    async def _fetch_secret(self, secret: credential_cache.SecretKey) -> None:
+        """GET one Secret whose newly referenced key was dropped at intake (bounded retries)."""
+        ns, name = secret
+        path = paths.object_path("v1", "secrets", name, namespace=ns)
+        for attempt in range(_FETCH_ATTEMPTS):
             try:
-                table[(ns, name, key)] = ApiKey(base64.b64decode(raw).decode("utf-8").strip())
-            except (binascii.Error, UnicodeDecodeError):
-                log.warning("Secret %s/%s key %r is not valid base64 UTF-8", ns, name, key)
-        self._credentials.replace_secrets(table)
+                obj = await self._client.request("GET", path)
+            except NotFound:
+                return  # the watch brings the deletion
+            except ApiError as exc:
+                log.warning("could not get Secret %s/%s: %s", ns, name, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            async with self._lock:
+                if not is_credential((obj.get("metadata") or {}).get("labels")):
+                    log.warning("Secret %s/%s lost the label %s; not used",
+                                ns, name, contract.CREDENTIAL_SELECTOR)
+                    self._credential_cache.forget(secret)
+                else:
+                    self._credential_cache.take_fetched(obj)
+                self._credentials.replace_secrets(self._credential_cache.table())
+            return
 
     def _post_event(self, cm: Obj, message: str) -> None:
         """Best effort: an Event on the refused ConfigMap, if RBAC lets us."""
@@ -332,8 +395,7 @@ class ClusterSource:
             "count": 1,
         }
         try:
-            await self._client.request(
-                "POST", f"/api/v1/namespaces/{meta.get('namespace')}/events", body=event
-            )
-        except ApiError as exc:
+            path = paths.collection_path("v1", "events", namespace=str(meta.get("namespace")))
+            await self._client.request("POST", path, body=event)
+        except (ApiError, paths.InvalidPathSegment) as exc:
             log.debug("could not post Event for %s: %s", meta.get("name"), exc)

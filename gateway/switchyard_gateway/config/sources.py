@@ -2,8 +2,8 @@
 
 A source has two coroutines: `sync()` does the first full load (the app awaits it before
 `/readyz` turns ready) and `watch()` applies changes until cancelled. The in-cluster
-ConfigMap/Secret watcher (a later issue) implements the same `Source` protocol against the
-same `ConfigStore` and `Credentials` API.
+ConfigMap/Secret watcher (`config/cluster.py`) implements the same `Source` protocol against
+the same `ConfigStore` and `Credentials` API.
 
 `FileSource` reads GatewayEndpoint manifests from a file or a folder (multi-document YAML,
 `.yaml`/`.yml`/`.json`; a manifest without a namespace is in the default namespace), and

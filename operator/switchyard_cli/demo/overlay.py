@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
+from switchyard_schema import contract
+
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "01-ab-split.yaml"
 #: Short enough that a target healed at the start of a phase serves again within it.
 DEMO_COOLDOWN = {"failureThreshold": 3, "seconds": 1, "maxSeconds": 2}
-CREDENTIAL_LABEL = "switchyard.dev/credential"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,6 +96,6 @@ def secrets(endpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
         refs.setdefault(ref["name"], set()).add(ref["key"])
     return [{"apiVersion": "v1", "kind": "Secret",
              "metadata": {"name": name, "namespace": namespace,
-                          "labels": {CREDENTIAL_LABEL: "true"}},
+                          "labels": {contract.CREDENTIAL_LABEL: contract.CREDENTIAL_VALUE}},
              "stringData": {key: fake_key(name) for key in sorted(keys)}}
             for name, keys in sorted(refs.items())]
