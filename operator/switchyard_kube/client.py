@@ -13,6 +13,7 @@ exec-plugin tokens expire.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import ssl
@@ -151,9 +152,11 @@ class Client:
             raise InvalidPathSegment(f"not an API path: {path[:_BODY_CUTOFF]!r}")
         return URL(self.conn.server + path, encoded=True)
 
-    def _headers(self, accept: str) -> dict[str, str]:
+    async def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Accept": accept}
-        token = self.conn.bearer()
+        # In a thread: a token file is disk I/O, and an expired exec-plugin token runs the
+        # plugin (a subprocess that may take a second); neither may stall the event loop.
+        token = await asyncio.to_thread(self.conn.bearer)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
@@ -180,7 +183,7 @@ class Client:
         if body is not None and method in ("GET", "DELETE"):
             raise ValueError(f"{method} takes no body (a query goes in `params`)")
         url = self._url(path)
-        headers = self._headers(accept)
+        headers = await self._headers(accept)
         if body is not None:
             headers["Content-Type"] = content_type
         try:
@@ -204,7 +207,7 @@ class Client:
         if self._session is None:
             raise RuntimeError("Client used outside `async with`")
         url = self._url(path)
-        headers = self._headers("application/json")
+        headers = await self._headers("application/json")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
         try:
             async with self._session.get(

@@ -21,7 +21,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from switchyard_kube.client import Connection
+from switchyard_kube.client import Connection, Transient
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -35,7 +35,10 @@ class _Refreshing:
     def __call__(self) -> str | None:
         # get_api_key_with_prefix runs the loader's refresh hook first: an exec plugin runs
         # again once its token expired, an in-cluster token file is re-read each minute.
-        value = self.configuration.get_api_key_with_prefix("BearerToken")
+        try:
+            value = self.configuration.get_api_key_with_prefix("BearerToken")
+        except (ConfigException, OSError) as exc:  # a failing plugin: retried with backoff
+            raise Transient(0, "CredentialsUnavailable", str(exc)) from exc
         if not value:
             return None
         scheme, _, token = str(value).partition(" ")

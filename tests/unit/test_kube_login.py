@@ -69,3 +69,27 @@ def test_kubeconfig_environment_variable_is_ignored(
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ValueError, match="no --kubeconfig given"):
         login.load()
+
+
+def test_a_failing_credential_plugin_keeps_the_process_up(tmp_path: Path) -> None:
+    """The plugin's token expired and the plugin now fails (say the cloud's IAM is down):
+    the loader logs it and keeps the expired token, so the API server answers 401, an
+    `ApiError` that the watches retry with backoff; nothing crashes."""
+    import json
+    import sys
+
+    runs = tmp_path / "runs"
+    credential = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                  "status": {"token": "t", "expirationTimestamp": "2000-01-01T00:00:00Z"}}
+    plugin = tmp_path / "plugin"
+    plugin.write_text(
+        f"#!{sys.executable}\nimport pathlib, sys\np = pathlib.Path({str(runs)!r})\n"
+        "if p.exists(): sys.exit('IAM unreachable')\np.write_text('1')\n"
+        f"print({json.dumps(json.dumps(credential))})\n"
+    )
+    plugin.chmod(0o755)
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                     "command": str(plugin), "interactiveMode": "Never"}}
+    conn = login.load_kubeconfig(_write(tmp_path, user))
+    assert conn.bearer() == "t"
+    assert runs.exists()  # the plugin was asked again, and failed
