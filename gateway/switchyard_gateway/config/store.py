@@ -1,6 +1,6 @@
 """The last good config of every endpoint, swapped atomically.
 
-Sources (the standalone file watcher today, the ConfigMap watcher later) call `apply`,
+Sources (the standalone file watcher, the in-cluster ConfigMap watcher) call `apply`,
 `remove` and `reject`; the HTTP layer calls `resolve` once per request and keeps the
 `CompiledEndpoint` it got for the request's whole life. Every change builds a new dict
 and assigns it as one reference, so readers never see a half-applied config and need no
@@ -123,10 +123,6 @@ class ConfigStore:
         kept = "kept last good config" if key in self._endpoints else "no config live"
         log.warning("endpoint %s: config rejected (%s): %s", key, kept, reason)
         return self._emit(ConfigChange(ChangeKind.REJECTED, key, source, reason=reason))
-
-    def keys(self) -> frozenset[str]:
-        """Every key the store knows (live or rejected)."""
-        return frozenset(self._endpoints) | frozenset(self._rejected)
 
     def _clear_rejection(self, key: str) -> None:
         if key in self._rejected:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.providers import message_text, upstream_errors
+from switchyard_gateway.providers import message_text, request_fields
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -34,12 +34,12 @@ DEFAULT_MAX_TOKENS = 4096
 def translate(target: CompiledTarget, body: dict[str, Any], stream: bool) -> dict[str, Any]:
     """The Messages API body for an OpenAI chat body. Raises CallerFault (see module doc)."""
     if isinstance(body.get("n"), int) and body["n"] > 1:
-        raise upstream_errors.untranslatable(target, "n > 1")
+        raise request_fields.untranslatable(target, "n > 1")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise upstream_errors.untranslatable(target, "a request without a messages list")
+        raise request_fields.untranslatable(target, "a request without a messages list")
     system, turns = _messages(target, messages)
-    max_tokens = upstream_errors.max_tokens(target, body) or DEFAULT_MAX_TOKENS
+    max_tokens = request_fields.max_tokens(target, body) or DEFAULT_MAX_TOKENS
     payload: dict[str, Any] = {"model": target.model, "max_tokens": max_tokens, "messages": turns}
     if system:
         payload["system"] = system
@@ -48,7 +48,7 @@ def translate(target: CompiledTarget, body: dict[str, Any], stream: bool) -> dic
     if body.get("top_p") is not None:
         payload["top_p"] = body["top_p"]
     if body.get("stop"):
-        payload["stop_sequences"] = upstream_errors.stop_sequences(target, body["stop"])
+        payload["stop_sequences"] = request_fields.stop_sequences(target, body["stop"])
     if isinstance(body.get("user"), str):
         payload["metadata"] = {"user_id": body["user"]}
     _tools(body, payload)
@@ -103,7 +103,7 @@ def _messages(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             blocks = [_tool_result(message)]
             role = "user"
         else:
-            raise upstream_errors.untranslatable(target, f"the {role!r} message role")
+            raise request_fields.untranslatable(target, f"the {role!r} message role")
         message_text.append_turn(turns, role, "content", blocks)
     return system, turns
 
@@ -114,7 +114,7 @@ def _content_blocks(target: CompiledTarget, content: Any) -> list[dict[str, Any]
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
-        raise upstream_errors.untranslatable(target, "message content that is not text or parts")
+        raise request_fields.untranslatable(target, "message content that is not text or parts")
     blocks: list[dict[str, Any]] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
@@ -124,7 +124,7 @@ def _content_blocks(target: CompiledTarget, content: Any) -> list[dict[str, Any]
         elif kind == "image_url":
             blocks.append(_image(target, part.get("image_url")))
         else:
-            raise upstream_errors.untranslatable(target, f"a {kind!r} content part")
+            raise request_fields.untranslatable(target, f"a {kind!r} content part")
     return blocks
 
 
@@ -143,7 +143,7 @@ def _assistant_blocks(target: CompiledTarget, message: dict[str, Any]) -> list[d
         try:
             arguments = orjson.loads(function.get("arguments") or "{}")
         except orjson.JSONDecodeError:
-            raise upstream_errors.untranslatable(
+            raise request_fields.untranslatable(
                 target, "tool call arguments that are not JSON"
             ) from None
         blocks.append(

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.providers import message_text, upstream_errors
+from switchyard_gateway.providers import message_text, request_fields
 
 _CONFIG_FIELDS = {
     "temperature": "temperature",
@@ -40,7 +40,7 @@ def chat(target: CompiledTarget, body: dict[str, Any]) -> dict[str, Any]:
     """A generateContent body for an OpenAI chat body."""
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise upstream_errors.untranslatable(target, "a request without a messages list")
+        raise request_fields.untranslatable(target, "a request without a messages list")
     system, contents = _contents(target, messages)
     payload: dict[str, Any] = {"contents": contents}
     if system:
@@ -61,11 +61,11 @@ def chat(target: CompiledTarget, body: dict[str, Any]) -> dict[str, Any]:
 
 def _generation_config(target: CompiledTarget, body: dict[str, Any]) -> dict[str, Any]:
     config = {g: body[o] for o, g in _CONFIG_FIELDS.items() if body.get(o) is not None}
-    max_tokens = upstream_errors.max_tokens(target, body)
+    max_tokens = request_fields.max_tokens(target, body)
     if max_tokens:
         config["maxOutputTokens"] = max_tokens
     if body.get("stop"):
-        config["stopSequences"] = upstream_errors.stop_sequences(target, body["stop"])
+        config["stopSequences"] = request_fields.stop_sequences(target, body["stop"])
     if isinstance(body.get("n"), int) and body["n"] > 1:
         config["candidateCount"] = body["n"]
     fmt = body.get("response_format")
@@ -127,7 +127,7 @@ def _contents(target: CompiledTarget, messages: list[Any]) -> tuple[str, list[di
             ]
             role = "user"
         else:
-            raise upstream_errors.untranslatable(target, f"the {role!r} message role")
+            raise request_fields.untranslatable(target, f"the {role!r} message role")
         message_text.append_turn(contents, role, "parts", parts)
     return system, contents
 
@@ -136,7 +136,7 @@ def _args(target: CompiledTarget, function: dict[str, Any]) -> Any:
     try:
         return orjson.loads(function.get("arguments") or "{}")
     except orjson.JSONDecodeError:
-        raise upstream_errors.untranslatable(
+        raise request_fields.untranslatable(
             target, "tool call arguments that are not JSON"
         ) from None
 
@@ -157,7 +157,7 @@ def _parts(target: CompiledTarget, content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
-        raise upstream_errors.untranslatable(target, "message content that is not text or parts")
+        raise request_fields.untranslatable(target, "message content that is not text or parts")
     parts: list[dict[str, Any]] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
@@ -166,7 +166,7 @@ def _parts(target: CompiledTarget, content: Any) -> list[dict[str, Any]]:
         elif kind == "image_url":
             parts.append(_image(target, part.get("image_url")))
         else:
-            raise upstream_errors.untranslatable(target, f"a {kind!r} content part")
+            raise request_fields.untranslatable(target, f"a {kind!r} content part")
     return parts
 
 
@@ -189,4 +189,4 @@ def embeddings(target: CompiledTarget, body: dict[str, Any]) -> tuple[str, dict[
         name = "models/" + target.model.removeprefix("models/")
         requests = [{"model": name, "content": {"parts": [{"text": t}]}, **extra} for t in raw]
         return "batchEmbedContents", {"requests": requests}
-    raise upstream_errors.untranslatable(target, "embeddings input other than text")
+    raise request_fields.untranslatable(target, "embeddings input other than text")

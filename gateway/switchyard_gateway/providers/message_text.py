@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.providers import upstream_errors
+from switchyard_gateway.providers import request_fields
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ def image_of(target: CompiledTarget, image_url: Any) -> Image:
     """The image an `image_url` part names; CallerFault when it names none."""
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
-        raise upstream_errors.untranslatable(target, "an image part without a url")
+        raise request_fields.untranslatable(target, "an image part without a url")
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         return Image(data=data, media_type=header[len("data:") :].split(";", 1)[0])
@@ -46,7 +46,7 @@ def split_system(
     turns: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, dict):
-            raise upstream_errors.untranslatable(target, "a message that is not an object")
+            raise request_fields.untranslatable(target, "a message that is not an object")
         if message.get("role") in ("system", "developer"):
             system.append(text_of(message.get("content")))
         else:

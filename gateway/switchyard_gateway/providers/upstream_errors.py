@@ -168,47 +168,6 @@ def unparseable(target: CompiledTarget, what: str) -> UpstreamServerError:
     return UpstreamServerError(f"upstream sent {what}", target=target.name, upstream_status=200)
 
 
-def untranslatable(target: CompiledTarget, what: str) -> CallerFault:
-    """A caller's request this provider cannot express (raised before anything is sent)."""
-    message = f"{what} is not supported by this endpoint's {target.provider.value} target"
-    return CallerFault(
-        message,
-        upstream_status=400,
-        target=target.name,
-        body=openai_error_body(message, "invalid_request_error", "unsupported_parameter"),
-    )
-
-
-def stop_sequences(target: CompiledTarget, stop: Any) -> list[str]:
-    """OpenAI's `stop` (a string or a list of strings) as a list; CallerFault otherwise."""
-    if isinstance(stop, str):
-        return [stop]
-    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        return list(stop)
-    raise invalid_parameter(target, "stop", "must be a string or a list of strings")
-
-
-def max_tokens(target: CompiledTarget, body: dict[str, Any]) -> int | None:
-    """`max_completion_tokens` or `max_tokens` as a positive integer; CallerFault otherwise."""
-    value = body.get("max_completion_tokens", body.get("max_tokens"))
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise invalid_parameter(target, "max_tokens", "must be a positive integer")
-    return value
-
-
-def invalid_parameter(target: CompiledTarget, name: str, problem: str) -> CallerFault:
-    """A request field of the wrong shape for translation (raised before anything is sent)."""
-    message = f"{name} {problem}"
-    return CallerFault(
-        message,
-        upstream_status=400,
-        target=target.name,
-        body=openai_error_body(message, "invalid_request_error", "invalid_parameter"),
-    )
-
-
 def stream_json(target: CompiledTarget, data: bytes) -> dict[str, Any]:
     """A stream event's data as a JSON object; raises `UpstreamServerError` otherwise."""
     try:
