@@ -27,18 +27,22 @@ class Sent:
 
 async def _pour(writer: asyncio.StreamWriter, head: bytes, piece: bytes, total: int,
                 sent: Sent, tail: bytes = b"") -> None:
+    """Write `head`, then `piece` until `total` bytes went out on this connection."""
+    out = 0
     try:
         writer.write(head)
-        sent.bytes += len(head)
-        while sent.bytes < total:
+        out += len(head)
+        while out < total:
             writer.write(piece)
-            sent.bytes += len(piece)
+            out += len(piece)
             await writer.drain()
         writer.write(tail)
         await writer.drain()
     except (ConnectionError, OSError):
         sent.dropped = True
         writer.close()
+    finally:
+        sent.bytes += out
 
 
 def endless_headers(total: int, sent: Sent) -> Handler:
