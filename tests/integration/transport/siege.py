@@ -134,8 +134,8 @@ async def siege(folder: pathlib.Path, attack: str, flags: Sequence[str] = LIMIT_
         finally:
             await asyncio.to_thread(gw.stop, 15.0)
             await server.stop()
-    counted = {name: stack.metric_value(metrics.decode(), "switchyard_upstream_limit_exceeded_total",
-                                        limit=name)
+    metric = "switchyard_upstream_limit_exceeded_total"
+    counted = {name: stack.metric_value(metrics.decode(), metric, limit=name)
                for name in ("headers", "body", "decompressed", "sse_line", "sse_event")}
     latencies = sorted(poller.latencies) or [0.0]
     return Result(served_by, latencies[-1], latencies[len(latencies) // 2], idle, peak,

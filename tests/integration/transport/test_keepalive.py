@@ -131,7 +131,7 @@ async def test_idle_connection_closed_by_the_server_is_checked_before_reuse(
         await fetch(pool, server.url())
         # the FIN is in the socket but the event loop has not run since: only a look at
         # the socket itself (httpcore's has_expired) tells the connection is gone
-        time.sleep(0.05)
+        time.sleep(0.05)  # noqa: ASYNC251 - on purpose: the loop must not see the FIN
         assert pool.idle_connections() == 1
         await fetch(pool, server.url())
     finally:
