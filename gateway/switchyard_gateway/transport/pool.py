@@ -185,22 +185,26 @@ class Pool:
             conn.abort()
         return None
 
-    def _schedule_reaper(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _schedule_reaper(self, loop: asyncio.AbstractEventLoop,
+                         when: float | None = None) -> None:
         if self._reaper is None and not self._closed:
-            self._reaper = loop.call_later(self._keepalive, self._reap, loop)
+            when = loop.time() + self._keepalive if when is None else when
+            self._reaper = loop.call_at(when, self._reap, loop)
 
     def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close idle connections past their keep-alive time; run again while any is left."""
+        """Close idle connections past their keep-alive time; run again when the next
+        one expires, while any is left."""
         self._reaper = None
         now = loop.time()
-        left = False
+        oldest: float | None = None
         for origin in self._origins.values():
             for conn in [c for c in origin.idle if now - c.idle_since >= self._keepalive]:
                 origin.idle.remove(conn)
                 conn.abort()
-            left = left or bool(origin.idle)
-        if left:
-            self._schedule_reaper(loop)
+            for conn in origin.idle:
+                oldest = conn.idle_since if oldest is None else min(oldest, conn.idle_since)
+        if oldest is not None:
+            self._schedule_reaper(loop, oldest + self._keepalive)
 
     async def _resolve(self, origin: _Origin,
                        loop: asyncio.AbstractEventLoop) -> list[tuple[Any, ...]]:

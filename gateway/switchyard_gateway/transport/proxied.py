@@ -95,21 +95,23 @@ class ProxiedResponse:
     async def read_chunk(self) -> bytes:
         """Whatever has arrived (at least one byte), b"" at the end."""
         inflater = self._inflater
-        while True:
-            try:
-                if inflater is not None and inflater.pending:
+        try:
+            if inflater is None:
+                return await self._response.content.readany()
+            while True:
+                if inflater.pending:
                     data = inflater.step(b"")
                 else:
-                    data = await self._response.content.readany()
-                    if inflater is not None:
-                        data = inflater.step(data) if data else inflater.finish()
-                        if not data and not self._response.content.at_eof():
-                            continue
-                return data
-            except aiohttp.ClientError as exc:
-                raise self._fail(_transport_error(exc, self._proxy, self._limits)) from exc
-            except TransportError as exc:
-                raise self._fail(exc) from None
+                    raw = await self._response.content.readany()
+                    if not raw:
+                        return inflater.finish()
+                    data = inflater.step(raw)
+                if data:
+                    return data
+        except aiohttp.ClientError as exc:
+            raise self._fail(_transport_error(exc, self._proxy, self._limits)) from exc
+        except TransportError as exc:
+            raise self._fail(exc) from None
 
     async def read(self) -> bytes:
         """The whole body, at most `limits.body_bytes` of it (else `LimitExceeded`)."""
