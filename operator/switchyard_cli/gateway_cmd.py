@@ -72,6 +72,16 @@ def _upstream_flags(flag: Any) -> None:
          "connection for this long (default 4, below uvicorn's 5)", float)
 
 
+def _upstream_problem(args: argparse.Namespace) -> str | None:
+    """Why the upstream flags are unusable, or None."""
+    for name in ("header", "body", "decompressed", "sse_line", "sse_event"):
+        if int(getattr(args, f"upstream_max_{name}_bytes")) < 1:
+            return f"--upstream-max-{name.replace('_', '-')}-bytes must be at least 1"
+    if float(args.upstream_keepalive_seconds) <= 0:
+        return "--upstream-keepalive-seconds must be above 0"
+    return None
+
+
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
     """Turn parsed flags into settings."""
     allow = None
@@ -110,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if args.access_log not in ("stderr", "logging", "off"):
         print(f"switchyard gateway: --access-log {args.access_log}: expected stderr, logging "
               "or off", file=sys.stderr)
+        return 2
+    if (problem := _upstream_problem(args)) is not None:
+        print(f"switchyard gateway: {problem}", file=sys.stderr)
         return 2
     if int(args.workers) < 1:
         print("switchyard gateway: --workers must be at least 1", file=sys.stderr)
