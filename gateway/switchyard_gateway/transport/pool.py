@@ -33,6 +33,11 @@ from switchyard_gateway.transport.events import NullObserver, Observer
 from switchyard_gateway.transport.limits import KEEPALIVE_SECONDS, Limits
 from switchyard_gateway.transport.response import Response
 
+#: An idle connection older than this is looked at (one `select()`) before reuse: servers
+#: close idle connections after seconds (uvicorn 5 s, nginx 75 s), so a connection reused
+#: sooner is not worth the system call on the hot path; a late close is caught by the
+#: stale-connection retry either way.
+EXPIRY_CHECK_AFTER = 0.5
 #: getaddrinfo's answer: (family, type, proto, canonname, sockaddr) tuples.
 AddrInfos = Sequence[tuple[Any, ...]]
 #: Resolves (host, port) to addresses; the event loop's getaddrinfo unless injected.
@@ -179,7 +184,9 @@ class Pool:
         idle = origin.idle
         while idle:
             conn = idle.pop()  # the most recently used: least likely closed by the server
-            if conn.usable and now - conn.idle_since < self._keepalive and not conn.expired():
+            idle_for = now - conn.idle_since
+            if conn.usable and idle_for < self._keepalive and (
+                    idle_for < EXPIRY_CHECK_AFTER or not conn.expired()):
                 conn.reused = True
                 return conn
             conn.abort()

@@ -14,6 +14,7 @@ import pytest
 
 from switchyard_gateway.transport import ConnectionClosed, Pool
 from switchyard_gateway.transport.limits import KEEPALIVE_SECONDS
+from switchyard_gateway.transport.pool import EXPIRY_CHECK_AFTER
 from tests.integration.transport.test_limits import Counts
 from tests.integration.transport.wire import BODY, Server, answer, fixed
 
@@ -130,8 +131,9 @@ async def test_idle_connection_closed_by_the_server_is_checked_before_reuse(
     try:
         await fetch(pool, server.url())
         # the FIN is in the socket but the event loop has not run since: only a look at
-        # the socket itself (httpcore's has_expired) tells the connection is gone
-        time.sleep(0.05)  # noqa: ASYNC251 - on purpose: the loop must not see the FIN
+        # the socket itself (httpcore's has_expired) tells the connection is gone; a
+        # connection idle for less than EXPIRY_CHECK_AFTER is not looked at (hot path)
+        time.sleep(EXPIRY_CHECK_AFTER + 0.1)  # noqa: ASYNC251 - the loop must not see the FIN
         assert pool.idle_connections() == 1
         await fetch(pool, server.url())
     finally:
