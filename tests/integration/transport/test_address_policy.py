@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from switchyard_gateway import errors
 from switchyard_gateway.routing.attempts import map_transport_error
 from switchyard_gateway.transport import AddressRefused, Client, ConnectError, Pool
+from switchyard_testing import stack
+from switchyard_testing.fakes import FakeOpenAI
+from tests.integration.gateway.kit import endpoint, openai_target, running_gateway
 from tests.integration.transport.test_limits import Counts
 from tests.integration.transport.wire import BODY, Server, answer, fixed
 
@@ -126,3 +131,28 @@ async def test_proxied_base_url_naming_a_metadata_address_is_refused(
         await client.close()
         await proxy.stop()
     assert proxy.requests == [] and counts.refused == 1
+
+
+async def test_gateway_target_naming_the_metadata_service_falls_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the whole gateway: the refused target is a connectionError attempt naming the host,
+    # the fallback serves, and the refusal is counted in /metrics
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with await FakeOpenAI.start(name="fb", expected_key="sk-fb-1") as fake:
+        doc = endpoint("chat", [openai_target("imds", "http://169.254.169.254/latest", "K",
+                                              weight=100)],
+                       fallbacks=[openai_target("fb", fake.base_url, "K")])
+        async with running_gateway(tmp_path, [doc], {"K": "sk-fb-1"}) as gw, \
+                aiohttp.ClientSession() as http:
+            async with http.post(gw.url + "/v1/chat/completions", json={
+                    "model": "chat", "messages": [{"role": "user", "content": "hi"}]}) as resp:
+                assert resp.status == 200
+                assert resp.headers["x-switchyard-target"] == "fb"
+                assert resp.headers["x-switchyard-attempts"] == "2"
+            async with http.get(gw.url + "/metrics") as resp:
+                text = await resp.text()
+    assert stack.metric_value(text, "switchyard_upstream_addresses_refused_total") == 1
+    assert stack.metric_value(text, "switchyard_attempts_total", target="imds",
+                              outcome="connectionError") == 1

@@ -9,12 +9,16 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from switchyard_gateway.transport import ConnectionClosed, Pool
 from switchyard_gateway.transport.limits import KEEPALIVE_SECONDS
 from switchyard_gateway.transport.pool import EXPIRY_CHECK_AFTER
+from switchyard_testing import stack
+from tests.integration.gateway.kit import endpoint, openai_target, running_gateway
 from tests.integration.transport.test_limits import Counts
 from tests.integration.transport.wire import BODY, Server, answer, fixed
 
@@ -39,7 +43,8 @@ async def fetch(pool: Pool, url: str) -> bytes:
         response.release()
 
 
-def closes_each_connection_as_it_is_reused() -> tuple[Server, list[int]]:
+def closes_each_connection_as_it_is_reused(
+        body: bytes = b'{"ok":1}') -> tuple[Server, list[int]]:
     """Answers the first request of a connection; closes the connection, unanswered,
     when a second request comes on it (the server's idle timeout firing as the gateway
     reuses the connection)."""
@@ -52,7 +57,7 @@ def closes_each_connection_as_it_is_reused() -> tuple[Server, list[int]]:
             unanswered.append(1)
             writer.close()
             return
-        writer.write(answer(b'{"ok":1}'))
+        writer.write(answer(body))
         await writer.drain()
     return Server(handler), unanswered
 
@@ -166,3 +171,36 @@ async def test_300_idle_connections_are_reaped_after_the_keepalive_time() -> Non
     finally:
         pool.close()
         await server.stop()
+
+
+COMPLETION = (b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{'
+              b'"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":'
+              b'"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
+
+
+async def test_stale_connection_retry_is_not_an_attempt_nor_a_cooldown_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    server, unanswered = closes_each_connection_as_it_is_reused(COMPLETION)
+    await server.start()
+    doc = endpoint("chat", [openai_target("p", server.url("/v1"), "K", weight=100)],
+                   policy={"cooldown": {"failureThreshold": 1}})
+    try:
+        async with running_gateway(tmp_path, [doc], {"K": "sk-k-1"}) as gw, \
+                aiohttp.ClientSession() as http:
+            for _ in range(5):
+                async with http.post(gw.url + "/v1/chat/completions", json={
+                        "model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+                        ) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["x-switchyard-attempts"] == "1"
+            async with http.get(gw.url + "/metrics") as resp:
+                text = await resp.text()
+    finally:
+        await server.stop()
+    assert len(unanswered) == 4
+    assert stack.metric_value(text, "switchyard_upstream_stale_retries_total") == 4
+    assert stack.metric_value(text, "switchyard_attempts_total", outcome="ok") == 5
+    assert stack.metric_value(text, "switchyard_attempts_total", outcome="connectionError") == 0
