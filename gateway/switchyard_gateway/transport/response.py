@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -191,7 +191,7 @@ class Response:
                 raise self._error
             await self._wait()
 
-    def _abandon(self, error: TransportError) -> None:
+    def _abandon(self, error: TransportError) -> NoReturn:
         """Fail on the reader's side: drop the buffer and the connection, raise `error`."""
         if isinstance(error, LimitExceeded) and self._error is None:
             self._observer.limit_exceeded(error.limit)
