@@ -225,6 +225,8 @@ def _check_network_policy(docs: Sequence[dict[str, Any]], release_ns: str,
     (["--set=gateway.replicsa=3"], "additional properties 'replicsa' not allowed"),
     (["--set=webhook.failurePolicy=Sometimes"], "at '/webhook/failurePolicy'"),
     (["--set=watchNamespaces={Team_A}"], "at '/watchNamespaces/0'"),
+    (["--set=gateway.upstream.maxBodyBytes=0"], "at '/gateway/upstream/maxBodyBytes'"),
+    (["--set=gateway.upstream.maxSseLine=1"], "additional properties 'maxSseLine' not allowed"),
 ])
 def test_wrong_values_fail_the_schema_with_a_clear_message(
     helm: Helm, values: list[str], message: str
