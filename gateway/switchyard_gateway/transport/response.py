@@ -53,8 +53,9 @@ class Response:
 
     __slots__ = (
         "_budget", "_chunks", "_conn", "_encoding", "_error", "_framed", "_headers",
-        "_inflater", "_limits", "_loop", "_observer", "_parser", "_paused", "_raw_headers",
-        "_received", "_unread", "_waiter", "complete", "headers_done", "keep_alive", "status",
+        "_inflater", "_limits", "_loop", "_observer", "_overhead", "_parser", "_paused",
+        "_raw_headers", "_received", "_unread", "_waiter", "complete", "headers_done",
+        "keep_alive", "status",
     )
 
     def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop,
@@ -73,6 +74,7 @@ class Response:
         self._chunks: list[bytes] = []
         self._unread = 0
         self._received = 0  # head bytes until the head is complete, then body bytes
+        self._overhead = 0  # bytes fed since the last body bytes (framing, trailers)
         self._budget = _UNLIMITED  # body bytes allowed on the wire (set by `read`)
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
@@ -226,6 +228,8 @@ class Response:
         head = not self.headers_done
         if head:
             self._received += len(data)
+        else:
+            self._overhead += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -238,8 +242,13 @@ class Response:
                       else ProtocolError(f"invalid HTTP response: {cause!r}"))
         except httptools.HttpParserError as exc:
             self.fail(ProtocolError(f"invalid HTTP response: {exc}"))
-        if head and not self.headers_done and self._received > self._limits.header_bytes:
-            # a head that never ends: httptools would keep growing it
+        if head:
+            if not self.headers_done and self._received > self._limits.header_bytes:
+                # a head that never ends: httptools would keep growing it
+                self._chunks.clear()
+                self.fail(LimitExceeded("headers", self._limits.header_bytes))
+        elif self._overhead > self._limits.header_bytes:
+            # bytes that are not body (chunk extensions, trailers) without end
             self._chunks.clear()
             self.fail(LimitExceeded("headers", self._limits.header_bytes))
 
@@ -281,6 +290,7 @@ class Response:
     def _append(self, data: bytes) -> None:
         if self._error is not None:
             return
+        self._overhead = 0
         self._received += len(data)
         if self._received > self._budget:
             self._chunks.clear()
@@ -300,6 +310,8 @@ class Response:
             raise ProtocolError("the server sent more than one answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:  # a trailer: not kept (bounded by the overhead count)
+            return
         self._raw_headers.append((name, value))
         lower = name.lower()
         if lower == b"content-encoding":

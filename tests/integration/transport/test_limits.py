@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -85,6 +86,29 @@ async def test_many_header_lines_in_one_read_are_refused(serve, pool: Pool) -> N
     server = await serve(fixed(answer(b"{}", *pad.split(b"X-Pad-")[1:])))
     with pytest.raises(LimitExceeded, match="headers"):
         await pool.request("POST", server.url(), {}, BODY)
+
+
+async def test_endless_trailers_are_refused_at_the_header_limit(serve, pool: Pool,
+                                                                counts: Counts) -> None:
+    # a streamed (chunked) answer, then trailer lines that never end: not body, so the
+    # body budget does not see them; the header limit bounds them
+    trailer = b"X-Trailer: " + b"t" * 1000 + b"\r\n"
+
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n0\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10_000):
+                writer.write(trailer * 64)
+                await writer.drain()
+    server = await serve(handler)
+    response = await pool.request("POST", server.url(), {}, BODY)
+    with pytest.raises(LimitExceeded, match="headers limit"):
+        while await response.read_chunk():
+            pass
+    response.release()
+    assert counts.limits == {"headers": 1}
+    assert len(response.headers) == 1  # trailers are not kept
 
 
 async def test_headers_under_the_limit_pass(serve, pool: Pool) -> None:
