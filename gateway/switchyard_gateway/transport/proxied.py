@@ -50,7 +50,7 @@ def _transport_error(exc: aiohttp.ClientError, proxy: URL | None,
         return ConnectError(host, port, TimeoutError())
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS
         return ConnectError(exc.host, exc.port or 0, exc.os_error)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+    if isinstance(exc, aiohttp.ClientConnectionError):  # disconnected, reset, OS error
         return ConnectionClosed("the server closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return BodyCutOff("the server closed the connection mid-body")
