@@ -87,6 +87,15 @@ class GatewayMetrics:
         self.refused_configmaps = Counter(
             "switchyard_configmaps_refused", "ConfigMaps refused: forged (no live owning "
             "GatewayEndpoint) or invalid (payload does not validate)", ["reason"], registry=r)
+        # -- upstream connections (transport.Observer) --------------------------------
+        self.upstream_events = UpstreamEvents(
+            Counter("switchyard_upstream_limit_exceeded", "Upstream answers refused for "
+                    "crossing a limit (headers, body, decompressed, sse_line, sse_event)",
+                    ["limit"], registry=r),
+            Counter("switchyard_upstream_addresses_refused", "Upstream connections refused "
+                    "by the address policy (link-local, cloud metadata)", registry=r),
+            Counter("switchyard_upstream_stale_retries", "Requests resent on a fresh "
+                    "connection after a reused one closed before answering", registry=r))
         self._local = CollectorRegistry(auto_describe=True)
         self.staleness = Gauge(
             "switchyard_config_staleness_seconds", "Seconds since the least recently heard-from "
@@ -301,3 +310,24 @@ def log_access(trace: RequestTrace, *, method: str, path: str, status: int,
         return
     line = access_line(trace, method=method, path=path, status=status, seconds=seconds)
     access_log.info(line[:-1].decode())
+
+
+class UpstreamEvents:
+    """The transport's `Observer` over the upstream counters (rare events only)."""
+
+    def __init__(self, limits: Counter, refused: Counter, stale: Counter) -> None:
+        self._limits = limits
+        self._refused = refused
+        self._stale = stale
+
+    def limit_exceeded(self, limit: str) -> None:
+        """Count an answer refused for crossing `limit`."""
+        self._limits.labels(limit).inc()
+
+    def address_refused(self) -> None:
+        """Count a connection refused by the address policy."""
+        self._refused.inc()
+
+    def stale_retry(self) -> None:
+        """Count a request resent after a stale keep-alive connection."""
+        self._stale.inc()

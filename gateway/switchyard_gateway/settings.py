@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from switchyard_gateway.providers import sse
+from switchyard_gateway.transport import limits
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GatewaySettings:
@@ -46,3 +49,25 @@ class GatewaySettings:
     #: the CLI default: ~10x cheaper per line), or nowhere ("off"). "stderr" writes only
     #: when the `switchyard.access` logger is enabled for INFO when the app is built.
     access_log: Literal["logging", "stderr", "off"] = "logging"
+    # -- upstream connections (docs/operations.md "Upstream connections") ------------
+    #: Byte limits on what one upstream answer may make the gateway hold (`transport/
+    #: limits.py` and `providers/sse.py` justify the defaults); crossing one fails the
+    #: attempt as serverError.
+    upstream_max_header_bytes: int = limits.HEADER_BYTES
+    upstream_max_body_bytes: int = limits.BODY_BYTES
+    upstream_max_decompressed_bytes: int = limits.DECOMPRESSED_BYTES
+    upstream_max_sse_line_bytes: int = sse.LINE_BYTES
+    upstream_max_sse_event_bytes: int = sse.EVENT_BYTES
+    #: Idle upstream connections are reused for this long (below uvicorn's 5 s).
+    upstream_keepalive_seconds: float = limits.KEEPALIVE_SECONDS
+
+    def upstream_limits(self) -> limits.Limits:
+        """The transport's byte limits."""
+        return limits.Limits(header_bytes=self.upstream_max_header_bytes,
+                             body_bytes=self.upstream_max_body_bytes,
+                             decompressed_bytes=self.upstream_max_decompressed_bytes)
+
+    def sse_limits(self) -> sse.SseLimits:
+        """The stream decoder's limits."""
+        return sse.SseLimits(line_bytes=self.upstream_max_sse_line_bytes,
+                             event_bytes=self.upstream_max_sse_event_bytes)

@@ -15,7 +15,9 @@ import sys
 from typing import Any
 
 from switchyard_gateway import serve
+from switchyard_gateway.providers import sse
 from switchyard_gateway.settings import GatewaySettings
+from switchyard_gateway.transport import limits
 
 
 def _env(name: str, default: Any) -> Any:
@@ -51,6 +53,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("access-log", "stderr", "where each request's JSON access line goes: 'stderr' "
          "(default; the bare JSON line, written in batches within 50 ms), 'logging' (the "
          "switchyard.access Python logger, with the log format) or 'off'")
+    _upstream_flags(flag)
+
+
+def _upstream_flags(flag: Any) -> None:
+    """Upstream connection limits (docs/operations.md "Upstream connections")."""
+    flag("upstream-max-header-bytes", limits.HEADER_BYTES, "an upstream answer's header "
+         "bytes, status line included (default 64 KiB)", int)
+    flag("upstream-max-body-bytes", limits.BODY_BYTES, "a non-streaming upstream body, "
+         "decoded (default 64 MiB)", int)
+    flag("upstream-max-decompressed-bytes", limits.DECOMPRESSED_BYTES, "what one "
+         "compressed upstream answer may inflate to (default 64 MiB)", int)
+    flag("upstream-max-sse-line-bytes", sse.LINE_BYTES, "one line of an upstream event "
+         "stream (default 4 MiB)", int)
+    flag("upstream-max-sse-event-bytes", sse.EVENT_BYTES, "the data of one upstream "
+         "stream event (default 8 MiB)", int)
+    flag("upstream-keepalive-seconds", limits.KEEPALIVE_SECONDS, "reuse an idle upstream "
+         "connection for this long (default 4, below uvicorn's 5)", float)
+
+
+def _upstream_problem(args: argparse.Namespace) -> str | None:
+    """Why the upstream flags are unusable, or None."""
+    for name in ("header", "body", "decompressed", "sse_line", "sse_event"):
+        if int(getattr(args, f"upstream_max_{name}_bytes")) < 1:
+            return f"--upstream-max-{name.replace('_', '-')}-bytes must be at least 1"
+    if float(args.upstream_keepalive_seconds) <= 0:
+        return "--upstream-keepalive-seconds must be above 0"
+    return None
 
 
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
@@ -67,6 +96,12 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
         keepalive_timeout=float(args.keepalive_timeout), body_timeout=float(args.body_timeout),
         access_log=args.access_log,
+        upstream_max_header_bytes=int(args.upstream_max_header_bytes),
+        upstream_max_body_bytes=int(args.upstream_max_body_bytes),
+        upstream_max_decompressed_bytes=int(args.upstream_max_decompressed_bytes),
+        upstream_max_sse_line_bytes=int(args.upstream_max_sse_line_bytes),
+        upstream_max_sse_event_bytes=int(args.upstream_max_sse_event_bytes),
+        upstream_keepalive_seconds=float(args.upstream_keepalive_seconds),
     )
 
 
@@ -85,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if args.access_log not in ("stderr", "logging", "off"):
         print(f"switchyard gateway: --access-log {args.access_log}: expected stderr, logging "
               "or off", file=sys.stderr)
+        return 2
+    if (problem := _upstream_problem(args)) is not None:
+        print(f"switchyard gateway: {problem}", file=sys.stderr)
         return 2
     if int(args.workers) < 1:
         print("switchyard gateway: --workers must be at least 1", file=sys.stderr)

@@ -11,6 +11,7 @@ e2e tests run their processes under (so those tests prove the rules are enough).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from switchyard_cli import gateway_cmd
 from switchyard_testing.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +122,9 @@ MATRIX: dict[str, dict[str, Any]] = {
         "operator.replicas": 2, "allowedEnvKeys": ["OPENAI_API_KEY"],
         "operator.allowedBaseUrlHosts": ["*.models.svc"], "gateway.maxInFlight": 256,
         "image.digest": "sha256:" + "a" * 64,
+        "gateway.upstream": {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608,
+                             "maxDecompressedBytes": 8388608, "maxSseLineBytes": 1048576,
+                             "maxSseEventBytes": 2097152, "keepaliveSeconds": 3.5},
     },
 }
 
@@ -217,6 +222,8 @@ def test_template_works_offline_without_kube_version(helm: Helm) -> None:
     (["--set=gateway.replicsa=3"], "additional properties 'replicsa' not allowed"),
     (["--set=webhook.enabled=true"], "additional properties 'webhook' not allowed"),
     (["--set=watchNamespaces={Team_A}"], "at '/watchNamespaces/0'"),
+    (["--set=gateway.upstream.maxBodyBytes=0"], "at '/gateway/upstream/maxBodyBytes'"),
+    (["--set=gateway.upstream.maxSseLine=1"], "additional properties 'maxSseLine' not allowed"),
 ])
 def test_wrong_values_fail_the_schema_with_a_clear_message(
     helm: Helm, values: list[str], message: str
@@ -242,6 +249,26 @@ def test_incoherent_values_fail_with_a_clear_message(
     done = helm.template("sy", "default", *values, check=False)
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+
+
+def test_upstream_limits_render_as_flags_the_gateway_accepts(helm: Helm) -> None:
+    upstream = {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608, "maxDecompressedBytes":
+                9437184, "maxSseLineBytes": 1048576, "maxSseEventBytes": 2097152,
+                "keepaliveSeconds": 3.5}
+    docs = _docs(helm.template("sy", "default", *_sets(**{"gateway.upstream": upstream})).stdout)
+    deployment = next(d for d in _by_kind(docs, "Deployment")
+                      if d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "gateway")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    parser = argparse.ArgumentParser()
+    gateway_cmd.add_arguments(parser)
+    settings = gateway_cmd.settings_from(parser.parse_args(args[1:]))
+    assert (settings.upstream_max_header_bytes, settings.upstream_max_body_bytes,
+            settings.upstream_max_decompressed_bytes, settings.upstream_max_sse_line_bytes,
+            settings.upstream_max_sse_event_bytes, settings.upstream_keepalive_seconds) == (
+        32768, 8388608, 9437184, 1048576, 2097152, 3.5)
+    defaults = _docs(helm.template("sy", "default").stdout)
+    assert not any("--upstream-" in arg for d in _by_kind(defaults, "Deployment")
+                   for arg in d["spec"]["template"]["spec"]["containers"][0]["args"])
 
 
 def test_optional_objects_needing_third_party_crds_render(helm: Helm) -> None:

@@ -92,9 +92,11 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     cooldowns = Cooldowns(cooldown_clock) if cooldown_clock else Cooldowns()
 
     async def upstream(app: web.Application) -> AsyncIterator[None]:
-        client = Client()
-        state.router = Router(AttemptRunner(client, adapters, credentials), cooldowns, rng,
-                              credentials.redactor)
+        client = Client(limits=settings.upstream_limits(), observer=metrics.upstream_events,
+                        keepalive_timeout=settings.upstream_keepalive_seconds)
+        runner = AttemptRunner(client, adapters, credentials, settings.sse_limits(),
+                               metrics.upstream_events)
+        state.router = Router(runner, cooldowns, rng, credentials.redactor)
         yield
         state.router = None
         await client.close()

@@ -26,7 +26,7 @@ import orjson
 from switchyard_gateway.config.compiled import CompiledTarget
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import UpstreamError
-from switchyard_gateway.providers import anthropic_request, upstream_errors
+from switchyard_gateway.providers import anthropic_request, sse, upstream_errors
 from switchyard_gateway.providers.anthropic_stream import AnthropicStreamTranslator
 from switchyard_gateway.providers.anthropic_wire import (
     API_VERSION,
@@ -126,6 +126,7 @@ class AnthropicAdapter:
             target, status, headers, error_type=error_type, message=message
         )
 
-    def stream_translator(self, target: CompiledTarget, task: Task) -> AnthropicStreamTranslator:
+    def stream_translator(self, target: CompiledTarget, task: Task,
+                          limits: sse.SseLimits = sse.SSE_LIMITS) -> AnthropicStreamTranslator:
         """Translates one Messages stream into OpenAI chunks."""
-        return AnthropicStreamTranslator(target)
+        return AnthropicStreamTranslator(target, limits)

@@ -41,9 +41,9 @@ _Handler = Callable[["AnthropicStreamTranslator", dict[str, Any]], list[StreamEv
 class AnthropicStreamTranslator:
     """State of one translated stream: ids, tool call indexes, stop reason, usage."""
 
-    def __init__(self, target: CompiledTarget) -> None:
+    def __init__(self, target: CompiledTarget, limits: sse.SseLimits = sse.SSE_LIMITS) -> None:
         self._target = target
-        self._decoder = sse.SseDecoder()
+        self._decoder = sse.SseDecoder(limits)
         self._done = False
         self._head: dict[str, Any] = {
             "id": "",

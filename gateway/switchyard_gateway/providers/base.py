@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from switchyard_gateway.config.compiled import CompiledTarget
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import UpstreamError
+from switchyard_gateway.providers.sse import SSE_LIMITS, SseLimits
 from switchyard_schema import Provider, Task
 
 
@@ -112,6 +113,8 @@ class Adapter(Protocol):
         """
         ...
 
-    def stream_translator(self, target: CompiledTarget, task: Task) -> StreamTranslator:
-        """A fresh translator for one streamed response."""
+    def stream_translator(self, target: CompiledTarget, task: Task,
+                          limits: SseLimits = SSE_LIMITS) -> StreamTranslator:
+        """A fresh translator for one streamed response; its `feed` raises
+        `SseLimitExceeded` past `limits`."""
         ...

@@ -24,7 +24,7 @@ import orjson
 from switchyard_gateway.config.compiled import CompiledTarget
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import UpstreamError
-from switchyard_gateway.providers import gemini_request, gemini_wire, upstream_errors
+from switchyard_gateway.providers import gemini_request, gemini_wire, sse, upstream_errors
 from switchyard_gateway.providers.base import ParsedResponse, UpstreamRequest, Usage
 from switchyard_gateway.providers.gemini_stream import GeminiStreamTranslator
 from switchyard_gateway.providers.openai import openai_usage
@@ -143,6 +143,7 @@ class GeminiAdapter:
         """Status table of `upstream_errors`, with Gemini's status name and retry delay."""
         return gemini_wire.error_from(target, status, headers, upstream_errors.load_json(raw))
 
-    def stream_translator(self, target: CompiledTarget, task: Task) -> GeminiStreamTranslator:
+    def stream_translator(self, target: CompiledTarget, task: Task,
+                          limits: sse.SseLimits = sse.SSE_LIMITS) -> GeminiStreamTranslator:
         """Translates one `streamGenerateContent?alt=sse` stream into OpenAI chunks."""
-        return GeminiStreamTranslator(target)
+        return GeminiStreamTranslator(target, limits)

@@ -28,9 +28,9 @@ from switchyard_gateway.providers.openai import openai_usage
 class GeminiStreamTranslator:
     """State of one translated stream: per-candidate role sent, tool call counts, finish."""
 
-    def __init__(self, target: CompiledTarget) -> None:
+    def __init__(self, target: CompiledTarget, limits: sse.SseLimits = sse.SSE_LIMITS) -> None:
         self._target = target
-        self._decoder = sse.SseDecoder()
+        self._decoder = sse.SseDecoder(limits)
         self._head: dict[str, Any] = {
             "id": "chatcmpl-gemini",
             "object": "chat.completion.chunk",

@@ -107,9 +107,9 @@ class OpenAIStreamTranslator:
 
     __slots__ = ("_decoder", "_done", "_target", "usage")
 
-    def __init__(self, target: CompiledTarget) -> None:
+    def __init__(self, target: CompiledTarget, limits: sse.SseLimits = sse.SSE_LIMITS) -> None:
         self._target = target
-        self._decoder = sse.SseDecoder()
+        self._decoder = sse.SseDecoder(limits)
         self._done = False
         self.usage: Usage | None = None
 
@@ -228,6 +228,7 @@ class OpenAIAdapter:
             target, status, headers, error_type=error_type, code=code, message=message
         )
 
-    def stream_translator(self, target: CompiledTarget, task: Task) -> OpenAIStreamTranslator:
+    def stream_translator(self, target: CompiledTarget, task: Task,
+                          limits: sse.SseLimits = sse.SSE_LIMITS) -> OpenAIStreamTranslator:
         """A passthrough translator for one stream."""
-        return OpenAIStreamTranslator(target)
+        return OpenAIStreamTranslator(target, limits)

@@ -7,6 +7,11 @@ event-stream rules (LF, CR or CRLF line ends, `:` comments, multi-line `data`, `
 and `id` fields, one optional space after the colon) with one deliberate leniency at end
 of stream, described on `SseDecoder.finish`. Pure code, no I/O.
 
+The upstream is untrusted: a line that never ends, or an event that never closes, would
+grow without bound (a 95 MB line was kept until the request timeout), so the decoder
+refuses a line past `SseLimits.line_bytes` and an event's data past `event_bytes`
+(`SseLimitExceeded`; the attempt runner fails the attempt as `serverError`).
+
 Event data stays `bytes`: an OpenAI passthrough re-frames the upstream's JSON without
 decoding or re-serialising it, and `orjson.loads` takes bytes directly.
 """
@@ -20,6 +25,32 @@ DONE_FRAME = b"data: [DONE]\n\n"
 DONE_DATA = b"[DONE]"
 
 _BOM = b"\xef\xbb\xbf"
+
+#: One SSE line. A streamed chunk is well under 1 KiB; the largest legitimate line is a
+#: whole base64 payload in one event (a generated image or audio piece, a few MiB).
+LINE_BYTES = 4 * 1024 * 1024
+#: The data of one event (its `data:` lines together).
+EVENT_BYTES = 8 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SseLimits:
+    """How long one line and one event's data may grow."""
+
+    line_bytes: int = LINE_BYTES
+    event_bytes: int = EVENT_BYTES
+
+
+SSE_LIMITS = SseLimits()
+
+
+class SseLimitExceeded(ValueError):
+    """A line or an event passed its limit: `limit` is `sse_line` or `sse_event`."""
+
+    def __init__(self, limit: str, max_bytes: int) -> None:
+        super().__init__(f"the stream exceeds the {limit} limit of {max_bytes} bytes")
+        self.limit = limit
+        self.max_bytes = max_bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,11 +79,16 @@ class SseDecoder:
 
     Holds at most one incomplete line (plus a lone trailing CR that may be half of a
     CRLF) and the fields of the event being built; everything else is returned at once.
+    `feed` raises `SseLimitExceeded` past `limits`.
     """
 
-    __slots__ = ("_buffer", "_data", "_event", "_has_data", "_id", "_pending_cr", "_started")
+    __slots__ = ("_buffer", "_data", "_event", "_has_data", "_id", "_max_event", "_max_line",
+                 "_pending_cr", "_size", "_started")
 
-    def __init__(self) -> None:
+    def __init__(self, limits: SseLimits = SSE_LIMITS) -> None:
+        self._max_line = limits.line_bytes
+        self._max_event = limits.event_bytes
+        self._size = 0  # data bytes of the event being built
         self._buffer = b""  # the incomplete last line, already free of CRs
         self._pending_cr = False  # the last chunk ended in CR: drop a leading LF (CRLF)
         self._started = False
@@ -82,6 +118,9 @@ class SseDecoder:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
+        if len(self._buffer) > self._max_line:
+            self._buffer = b""
+            raise SseLimitExceeded("sse_line", self._max_line)
         return self._lines(lines)
 
     def finish(self) -> list[SseEvent]:
@@ -109,12 +148,18 @@ class SseDecoder:
         return events
 
     def _field(self, line: bytes) -> None:
+        if len(line) > self._max_line:
+            raise SseLimitExceeded("sse_line", self._max_line)
         if line[0] == 0x3A:  # ":" comment, e.g. a keep-alive
             return
         name, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
+            self._size += len(value)
+            if self._size > self._max_event:
+                self._data = []
+                raise SseLimitExceeded("sse_event", self._max_event)
             self._data.append(value)
             self._has_data = True
         elif name == b"event":
@@ -129,6 +174,7 @@ class SseDecoder:
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         event = SseEvent(data=data, event=self._event, id=self._id)
         self._data = []
+        self._size = 0
         self._has_data = False
         self._event = ""
         return event

@@ -2,10 +2,10 @@
 
 The router calls `complete` (a whole response) or `open_stream` (an SSE stream read event
 by event). Around the adapter's pure translation functions this module owns the I/O: the
-transport client (`switchyard_gateway.transport`), the key lookup, timeouts (per attempt
-until the response starts, idle time between stream reads, and the whole-request
-deadline), and the mapping of transport errors to the gateway's error types, which
-happens in `map_transport_error` and nowhere else. It never swallows `CancelledError`
+`Transport` (the socket `Client`, or an in-memory one in unit tests), the key lookup,
+timeouts (per attempt until the response starts, idle time between stream reads, and
+the whole-request deadline), and the mapping of transport errors to the gateway's error
+types, which happens in `map_transport_error` and nowhere else. It never swallows `CancelledError`
 (a client disconnect must cancel the upstream) and always releases or closes the
 upstream response.
 
@@ -31,14 +31,18 @@ from switchyard_gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
+from switchyard_gateway.providers.sse import SSE_LIMITS, SseLimitExceeded, SseLimits
 from switchyard_gateway.routing.deadlines import Deadlines
 from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.transport import (
     BodyCutOff,
-    Client,
     ConnectError,
     ConnectionClosed,
+    LimitExceeded,
+    NullObserver,
+    Observer,
     ProtocolError,
+    Transport,
     TransportError,
     UpstreamResponse,
 )
@@ -49,9 +53,17 @@ AdapterLookup = Callable[[Provider], Adapter]
 
 def map_transport_error(exc: TransportError | TimeoutError,
                         target: str) -> errors.UpstreamError:
-    """The one translation of transport failures into the gateway's error types."""
+    """The one translation of transport failures into the gateway's error types.
+
+    A connect timeout is a `ConnectError` on both paths, so a `connectionError` (nothing
+    was sent); `timeout` is kept for a provider that was sent the request and did not
+    answer in time. A crossed limit is the provider's fault: `serverError`.
+    """
     if isinstance(exc, TimeoutError):
         return errors.UpstreamTimeout("no response from the provider in time", target=target)
+    if isinstance(exc, LimitExceeded):
+        return errors.UpstreamServerError(f"the provider's answer is too large: {exc}",
+                                          target=target)
     if isinstance(exc, ConnectError):
         return errors.UpstreamConnectionError(str(exc), target=target)
     if isinstance(exc, ConnectionClosed):
@@ -78,8 +90,10 @@ class UpstreamStream:
 
     def __init__(self, response: UpstreamResponse, translator: StreamTranslator,
                  target: CompiledTarget, idle_timeout: float,
-                 key: ApiKey | None = None, deadlines: Deadlines | None = None) -> None:
+                 key: ApiKey | None = None, deadlines: Deadlines | None = None,
+                 observer: Observer | None = None) -> None:
         self._response = response
+        self._observer = observer or NullObserver()
         self._deadlines = deadlines or Deadlines()
         self._key = key
         self._translator = translator
@@ -113,6 +127,12 @@ class UpstreamStream:
                 exc.target = exc.target or self._target.name
                 _redacted(exc, self._key)
                 raise
+            except SseLimitExceeded as exc:
+                # a line or event that never ends: free it and the connection now
+                self._observer.limit_exceeded(exc.limit)
+                self._response.close()
+                raise map_transport_error(LimitExceeded(exc.limit, exc.max_bytes),
+                                          self._target.name) from None
         return self._pending.popleft()
 
     def ready(self) -> list[StreamEvent]:
@@ -143,13 +163,17 @@ class UpstreamStream:
 
 
 class AttemptRunner:
-    """Sends attempts. Holds the transport client, the adapter lookup and the credentials."""
+    """Sends attempts. Holds the transport, the adapter lookup and the credentials;
+    `sse_limits` bound each stream's lines and events, `observer` counts crossings."""
 
-    def __init__(self, client: Client, adapters: AdapterLookup,
-                 credentials: Credentials) -> None:
+    def __init__(self, client: Transport, adapters: AdapterLookup,
+                 credentials: Credentials, sse_limits: SseLimits = SSE_LIMITS,
+                 observer: Observer | None = None) -> None:
         self._client = client
         self._adapters = adapters
         self._credentials = credentials
+        self._sse_limits = sse_limits
+        self._observer = observer or NullObserver()
         self._deadlines = Deadlines()
 
     def _prepare(self, call: Call, target: CompiledTarget,
@@ -203,9 +227,10 @@ class AttemptRunner:
             if response is not None:
                 response.close()
             raise
-        translator = adapter.stream_translator(target, call.endpoint.task)
+        translator = adapter.stream_translator(target, call.endpoint.task, self._sse_limits)
         return UpstreamStream(response, translator, target,
-                              call.endpoint.policy.stream_idle_timeout, key, self._deadlines)
+                              call.endpoint.policy.stream_idle_timeout, key, self._deadlines,
+                              self._observer)
 
     async def _send(self, request: UpstreamRequest, call: Call) -> UpstreamResponse:
         headers = {**request.headers, "x-request-id": call.request_id}

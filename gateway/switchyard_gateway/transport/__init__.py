@@ -7,32 +7,44 @@ request. This package does only what a provider call needs: one write of the req
 the response parsed by httptools (llhttp, the parser Node.js uses), the body handed over
 as it arrives, and the connection back in the pool when the response is complete.
 
-`Client.request` is the public surface (`Pool` underneath); errors are the types in
-`errors`. Origins behind an outbound proxy (HTTPS_PROXY and friends) go through aiohttp
-(`proxied.py`), behind the same response surface.
+`Transport` is the surface the router's attempt runner uses and `Client` the one over
+sockets (`Pool` underneath); errors are the types in `errors`, limits in `limits`, the
+connect-time address policy in `addresses`. Origins behind an outbound proxy
+(HTTPS_PROXY and friends) go through aiohttp (`proxied.py`), behind the same response
+surface and the same error classification.
 """
 
-from switchyard_gateway.transport.client import Client, UpstreamResponse
+from switchyard_gateway.transport.client import Client, Transport, UpstreamResponse
 from switchyard_gateway.transport.errors import (
+    AddressRefused,
     BodyCutOff,
     ConnectError,
     ConnectionClosed,
     InvalidRequest,
+    LimitExceeded,
     ProtocolError,
     TransportError,
 )
+from switchyard_gateway.transport.events import NullObserver, Observer
+from switchyard_gateway.transport.limits import Limits
 from switchyard_gateway.transport.pool import Pool
 from switchyard_gateway.transport.response import Response
 
 __all__ = [
+    "AddressRefused",
     "BodyCutOff",
     "Client",
     "ConnectError",
     "ConnectionClosed",
     "InvalidRequest",
+    "LimitExceeded",
+    "Limits",
+    "NullObserver",
+    "Observer",
     "Pool",
     "ProtocolError",
     "Response",
+    "Transport",
     "TransportError",
     "UpstreamResponse",
 ]

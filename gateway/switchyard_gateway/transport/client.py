@@ -1,4 +1,9 @@
-"""The transport's front door: direct origins through the pool, proxied ones via aiohttp."""
+"""The transport's front door: direct origins through the pool, proxied ones via aiohttp.
+
+`Transport` is the surface the attempt runner uses (`routing/attempts.py`); `Client` is
+the one over sockets, and the test kit's `MemoryTransport` the one without (as httpx's
+`BaseTransport` and `MockTransport`), so the router's fallback walk is tested in memory.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from typing import Protocol
 
 from multidict import CIMultiDictProxy
 
-from switchyard_gateway.transport.pool import Pool
+from switchyard_gateway.transport.events import NullObserver, Observer
+from switchyard_gateway.transport.limits import KEEPALIVE_SECONDS, Limits
+from switchyard_gateway.transport.pool import Pool, Resolver
 from switchyard_gateway.transport.proxied import ProxiedClient
 from switchyard_gateway.transport.proxies import EnvProxies
 
@@ -34,16 +41,35 @@ class UpstreamResponse(Protocol):
     def close(self) -> None: ...
 
 
+class Transport(Protocol):
+    """Sends one request and returns once the response headers are in.
+
+    Raises the `errors` types (a `TransportError`) or `TimeoutError`; never an upstream
+    status as an exception: a 4xx/5xx is a response like any other.
+    """
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str],
+                      body: bytes) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
+
+
 class Client:
     """One per process: sends each request directly or through the environment's proxy."""
 
-    def __init__(self, *, connect_timeout: float = 10.0, keepalive_timeout: float = 30.0,
-                 limit_per_host: int = 1000) -> None:
+    def __init__(self, *, connect_timeout: float = 10.0,
+                 keepalive_timeout: float = KEEPALIVE_SECONDS, limit_per_host: int = 1000,
+                 limits: Limits | None = None, observer: Observer | None = None,
+                 resolver: Resolver | None = None) -> None:
         context = ssl.create_default_context()
+        limits = limits or Limits()
+        observer = observer or NullObserver()
         self._proxies = EnvProxies()
         self.pool = Pool(ssl_context=context, connect_timeout=connect_timeout,
-                         keepalive_timeout=keepalive_timeout, limit_per_host=limit_per_host)
-        self._proxied = ProxiedClient(self._proxies, context, connect_timeout)
+                         keepalive_timeout=keepalive_timeout, limit_per_host=limit_per_host,
+                         limits=limits, resolver=resolver, observer=observer)
+        self._proxied = ProxiedClient(self._proxies, context, connect_timeout, limits,
+                                      observer)
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
                       body: bytes) -> UpstreamResponse:

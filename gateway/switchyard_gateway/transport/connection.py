@@ -4,9 +4,12 @@ at a time (no pipelining)."""
 from __future__ import annotations
 
 import asyncio
+import select
 from collections.abc import Callable
 from typing import cast
 
+from switchyard_gateway.transport.events import Observer
+from switchyard_gateway.transport.limits import Limits
 from switchyard_gateway.transport.response import Response
 
 
@@ -14,13 +17,16 @@ class Connection(asyncio.Protocol):
     """A socket to one origin. `send` writes a request and returns its `Response`; when
     the response is complete and released, `on_idle` hands the connection back."""
 
-    __slots__ = ("_loop", "_on_closed", "_on_idle", "_response", "_transport",
-                 "closed", "closing", "idle_since", "made")
+    __slots__ = ("_fd", "_limits", "_loop", "_observer", "_on_closed", "_on_idle", "_response",
+                 "_transport", "closed", "closing", "idle_since", "made", "reused")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop,
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, observer: Observer,
                  on_idle: Callable[[Connection], None],
                  on_closed: Callable[[Connection], None]) -> None:
         self._loop = loop
+        self._limits = limits
+        self._observer = observer
+        self._fd = -1
         self._on_idle = on_idle
         self._on_closed = on_closed
         self._transport: asyncio.Transport | None = None
@@ -29,11 +35,12 @@ class Connection(asyncio.Protocol):
         self.closing = False  # abort() called; connection_lost has not run yet
         self.closed = False
         self.idle_since = 0.0
+        self.reused = False  # taken from the idle list: the server may have closed it
 
     def send(self, data: bytes) -> Response:
         """Write one whole request (head and body) and start reading its answer."""
         assert self._transport is not None and self._response is None
-        response = self._response = Response(self, self._loop)
+        response = self._response = Response(self, self._loop, self._limits, self._observer)
         self._transport.write(data)
         return response
 
@@ -56,6 +63,16 @@ class Connection(asyncio.Protocol):
         """Open and not being closed: may carry another exchange."""
         return self.made and not (self.closing or self.closed)
 
+    def expired(self) -> bool:
+        """The idle socket is readable: the server closed it (EOF) or sent bytes nobody
+        asked for, and the event loop has not seen it yet (httpcore's `has_expired`)."""
+        if self._fd < 0:
+            return False
+        try:
+            return bool(select.select((self._fd,), (), (), 0)[0])
+        except (OSError, ValueError):
+            return True
+
     def pause_reading(self) -> None:
         """Flow control: stop reading until the response's reader catches up."""
         if self._transport is not None and not self.closed:
@@ -71,6 +88,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
         self.made = True
 
     def data_received(self, data: bytes) -> None:
@@ -87,6 +106,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self._fd = -1
         response, self._response = self._response, None
         if response is not None:
             response.connection_lost()

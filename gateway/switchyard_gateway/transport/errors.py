@@ -17,6 +17,17 @@ class ConnectError(TransportError):
         self.os_error = os_error
 
 
+class AddressRefused(ConnectError):
+    """The host names (or resolves to) an address the gateway never connects to:
+    link-local and cloud metadata services (`addresses.py`)."""
+
+    def __init__(self, host: str, port: int, address: str) -> None:
+        super().__init__(host, port, PermissionError(address))
+        self.args = (f"cannot connect to {host}:{port}: it resolves to {address}, a "
+                     "link-local or cloud-metadata address the gateway never connects to",)
+        self.address = address
+
+
 class ConnectionClosed(TransportError):
     """The server closed the connection before the response headers were complete."""
 
@@ -27,6 +38,16 @@ class BodyCutOff(TransportError):
 
 class ProtocolError(TransportError):
     """The server's answer is not valid HTTP/1.1 (or uses an encoding we do not speak)."""
+
+
+class LimitExceeded(ProtocolError):
+    """The answer crossed one of the configured limits (`limits.py`): `limit` names it
+    (`headers`, `body`, `decompressed`, `sse_line`, `sse_event`)."""
+
+    def __init__(self, limit: str, max_bytes: int) -> None:
+        super().__init__(f"the answer exceeds the {limit} limit of {max_bytes} bytes")
+        self.limit = limit
+        self.max_bytes = max_bytes
 
 
 class InvalidRequest(TransportError):

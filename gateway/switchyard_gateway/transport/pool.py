@@ -1,4 +1,12 @@
-"""Keep-alive connections per origin, and the one call the router makes: `request`."""
+"""Keep-alive connections per origin, and the one call the router makes: `request`.
+
+Connections are opened with Happy Eyeballs over the host's resolved addresses, minus the
+ones the address policy refuses (`addresses.py`); idle ones are kept `keepalive_timeout`
+seconds, checked for a server-side close before reuse, and closed by a reaper timer when
+they expire. A request whose reused connection closes before any byte of the answer
+arrives (the server closed it just as it was taken) is sent once more on a fresh
+connection. Called by `client.py`; never retries anything else.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +16,32 @@ import dataclasses
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import aiohappyeyeballs
 
+from switchyard_gateway.transport import addresses
 from switchyard_gateway.transport.connection import Connection
-from switchyard_gateway.transport.errors import ConnectError, InvalidRequest
+from switchyard_gateway.transport.errors import (
+    AddressRefused,
+    ConnectError,
+    ConnectionClosed,
+    InvalidRequest,
+)
+from switchyard_gateway.transport.events import NullObserver, Observer
+from switchyard_gateway.transport.limits import KEEPALIVE_SECONDS, Limits
 from switchyard_gateway.transport.response import Response
+
+#: An idle connection older than this is looked at (one `select()`) before reuse: servers
+#: close idle connections after seconds (uvicorn 5 s, nginx 75 s), so a connection reused
+#: sooner is not worth the system call on the hot path; a late close is caught by the
+#: stale-connection retry either way.
+EXPIRY_CHECK_AFTER = 0.5
+#: getaddrinfo's answer: (family, type, proto, canonname, sockaddr) tuples.
+AddrInfos = Sequence[tuple[Any, ...]]
+#: Resolves (host, port) to addresses; the event loop's getaddrinfo unless injected.
+Resolver = Callable[[str, int], Awaitable[AddrInfos]]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Sent on every request after the caller's headers.
@@ -57,30 +84,57 @@ class Pool:
     """HTTP/1.1 keep-alive pool over asyncio, for request/response calls to providers.
 
     `limit_per_host` bounds the open connections per origin (further requests wait for a
-    free one); idle connections older than `keepalive_timeout` are not reused.
+    free one); idle connections older than `keepalive_timeout` are not reused and are
+    closed by the reaper. `resolver` replaces DNS (tests); `observer` counts refusals and
+    stale-connection retries.
     """
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None,
-                 connect_timeout: float = 10.0, keepalive_timeout: float = 30.0,
-                 limit_per_host: int = 1000) -> None:
+                 connect_timeout: float = 10.0, keepalive_timeout: float = KEEPALIVE_SECONDS,
+                 limit_per_host: int = 1000, limits: Limits | None = None,
+                 resolver: Resolver | None = None, observer: Observer | None = None) -> None:
         self._ssl = ssl_context or ssl.create_default_context()
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive_timeout
         self._limit = limit_per_host
+        self._limits = limits or Limits()
+        self._resolver = resolver
+        self._observer: Observer = observer or NullObserver()
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._targets: dict[str, _Target] = {}
+        self._reaper: asyncio.TimerHandle | None = None
         self._closed = False
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
                       body: bytes) -> Response:
         """Send one request; return once the response headers are in.
 
-        Raises `ConnectError`, `ConnectionClosed`, `ProtocolError` or `InvalidRequest`;
-        a cancellation (deadline, client gone) drops the connection.
+        Raises `ConnectError` (`AddressRefused` included), `ConnectionClosed`,
+        `ProtocolError` or `InvalidRequest`; a cancellation (deadline, client gone) drops
+        the connection. A reused connection closed before any answer byte is replaced
+        by a fresh one, once.
         """
         target = self._targets.get(url) or self._parse(url)
         data = _encode(method, target.head, headers, body)
         conn = await self._acquire(target.origin)
+        response = conn.send(data)
+        try:
+            await response.wait_headers()
+        except ConnectionClosed:
+            response.close()
+            if not conn.reused or response.received_any:
+                raise
+            # The server closed the idle connection as we took it (keep-alive race): no
+            # byte came back, so it did not answer; the request goes once more, fresh.
+            self._observer.stale_retry()
+            return await self._send_fresh(target.origin, data)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    async def _send_fresh(self, origin: _Origin, data: bytes) -> Response:
+        conn = await self._connect(origin, asyncio.get_running_loop())
         response = conn.send(data)
         try:
             await response.wait_headers()
@@ -92,6 +146,9 @@ class Pool:
     def close(self) -> None:
         """Close the idle connections; busy ones close when their response does."""
         self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         for origin in self._origins.values():
             for conn in origin.idle:
                 conn.abort()
@@ -127,10 +184,47 @@ class Pool:
         idle = origin.idle
         while idle:
             conn = idle.pop()  # the most recently used: least likely closed by the server
-            if conn.usable and now - conn.idle_since < self._keepalive:
+            idle_for = now - conn.idle_since
+            if conn.usable and idle_for < self._keepalive and (
+                    idle_for < EXPIRY_CHECK_AFTER or not conn.expired()):
+                conn.reused = True
                 return conn
             conn.abort()
         return None
+
+    def _schedule_reaper(self, loop: asyncio.AbstractEventLoop,
+                         when: float | None = None) -> None:
+        if self._reaper is None and not self._closed:
+            when = loop.time() + self._keepalive if when is None else when
+            self._reaper = loop.call_at(when, self._reap, loop)
+
+    def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close idle connections past their keep-alive time; run again when the next
+        one expires, while any is left."""
+        self._reaper = None
+        now = loop.time()
+        oldest: float | None = None
+        for origin in self._origins.values():
+            for conn in [c for c in origin.idle if now - c.idle_since >= self._keepalive]:
+                origin.idle.remove(conn)
+                conn.abort()
+            for conn in origin.idle:
+                oldest = conn.idle_since if oldest is None else min(oldest, conn.idle_since)
+        if oldest is not None:
+            self._schedule_reaper(loop, oldest + self._keepalive)
+
+    async def _resolve(self, origin: _Origin,
+                       loop: asyncio.AbstractEventLoop) -> list[tuple[Any, ...]]:
+        """The host's addresses minus the refused ones; `AddressRefused` if none is left."""
+        if self._resolver is not None:
+            infos = await self._resolver(origin.host, origin.port)
+        else:
+            infos = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+        allowed = [info for info in infos if not addresses.refused(info[4][0])]
+        if infos and not allowed:
+            self._observer.address_refused()
+            raise AddressRefused(origin.host, origin.port, infos[0][4][0])
+        return allowed
 
     async def _connect(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection:
         def on_idle(conn: Connection) -> None:
@@ -138,6 +232,8 @@ class Pool:
                 conn.abort()
                 return
             origin.idle.append(conn)
+            if self._reaper is None:
+                self._schedule_reaper(loop)
             origin.wake_one()
 
         def on_closed(conn: Connection) -> None:
@@ -146,15 +242,14 @@ class Pool:
                 origin.idle.remove(conn)
             origin.wake_one()
 
-        conn = Connection(loop, on_idle, on_closed)
+        conn = Connection(loop, self._limits, self._observer, on_idle, on_closed)
         origin.open += 1
         try:
             async with asyncio.timeout(self._connect_timeout):
                 # Happy Eyeballs (RFC 8305) over every address of the host, as aiohttp
                 # does: a blackholed IPv6 route must not stall IPv4 for the whole timeout
                 # (uvloop's create_connection tries addresses one after another).
-                infos = await loop.getaddrinfo(origin.host, origin.port,
-                                               type=socket.SOCK_STREAM)
+                infos = await self._resolve(origin, loop)
                 sock = await aiohappyeyeballs.start_connection(
                     infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
                 try:

@@ -5,38 +5,45 @@ parser writes straight into it. The body is kept as a list of chunks; the reader
 everything buffered at once (`read_chunk`), which for an SSE stream is one or a few
 events per wake-up. Past `HIGH_WATER` bytes not yet read, the socket is paused until
 the reader catches up, so a slow caller cannot make the gateway buffer a whole response.
+
+Limits (`limits.py`): the head is counted as it arrives and refused past `header_bytes`
+(so is a header that never ends); `read()` refuses a body past `body_bytes`, counted on
+the wire as it arrives; a compressed body is inflated on the reader's side, a step at a
+time (`inflate.py`), up to `decompressed_bytes`. Crossing a limit drops what is buffered
+and the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import zlib
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, NoReturn
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from switchyard_gateway.transport.errors import BodyCutOff, ConnectionClosed, ProtocolError
+from switchyard_gateway.transport.errors import (
+    BodyCutOff,
+    ConnectionClosed,
+    LimitExceeded,
+    ProtocolError,
+    TransportError,
+)
+from switchyard_gateway.transport.inflate import Inflater, inflater_for
+from switchyard_gateway.transport.limits import Limits
 
 if TYPE_CHECKING:
     from switchyard_gateway.transport.connection import Connection
+    from switchyard_gateway.transport.events import Observer
 
 #: Unread body bytes above which the socket stops reading.
 HIGH_WATER = 256 * 1024
+#: `read()` of a compressed body lets the event loop run after this many decoded bytes.
+_YIELD_EVERY = 1024 * 1024
 
 #: Statuses that never have a body (RFC 9110 6.4.1).
 _NO_BODY = frozenset({204, 304})
-
-
-def _decoder(encoding: bytes) -> zlib._Decompress | None:
-    name = encoding.strip().lower()
-    if name in (b"", b"identity"):
-        return None
-    if name in (b"gzip", b"x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if name == b"deflate":
-        return zlib.decompressobj(zlib.MAX_WBITS)
-    raise ProtocolError(f"unsupported content-encoding {encoding.decode('latin-1')!r}")
+_UNLIMITED = sys.maxsize
 
 
 class Response:
@@ -45,23 +52,30 @@ class Response:
     `close()` it (connection dropped)."""
 
     __slots__ = (
-        "_chunks", "_conn", "_decoder", "_encoding", "_error", "_framed", "_headers",
-        "_loop", "_parser", "_paused", "_raw_headers", "_unread", "_waiter", "complete",
-        "headers_done", "keep_alive", "status",
+        "_budget", "_chunks", "_conn", "_encoding", "_error", "_framed", "_headers",
+        "_inflater", "_limits", "_loop", "_observer", "_overhead", "_parser", "_paused",
+        "_raw_headers", "_received", "_unread", "_waiter", "complete", "headers_done",
+        "keep_alive", "status",
     )
 
-    def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop,
+                 limits: Limits, observer: Observer) -> None:
         self._conn: Connection | None = conn
         self._loop = loop
+        self._limits = limits
+        self._observer = observer
         self._parser = httptools.HttpResponseParser(self)
         self.status = 0
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: CIMultiDictProxy[str] | None = None
         self._encoding = b""
         self._framed = False  # Content-Length or chunked: the end is known without EOF
-        self._decoder: zlib._Decompress | None = None
+        self._inflater: Inflater | None = None
         self._chunks: list[bytes] = []
         self._unread = 0
+        self._received = 0  # head bytes until the head is complete, then body bytes
+        self._overhead = 0  # bytes fed since the last body bytes (framing, trailers)
+        self._budget = _UNLIMITED  # body bytes allowed on the wire (set by `read`)
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -83,7 +97,15 @@ class Response:
     @property
     def has_data(self) -> bool:
         """True when `read_chunk` would return without waiting."""
-        return bool(self._chunks) or self.complete or self._error is not None
+        if self.complete or self._error is not None:
+            return True
+        # a compressed chunk may inflate to nothing yet: say no, so a deadline is armed
+        return bool(self._chunks) and self._inflater is None
+
+    @property
+    def received_any(self) -> bool:
+        """At least one byte of the answer has arrived (a stale connection sends none)."""
+        return self._received > 0 or self.headers_done
 
     async def wait_headers(self) -> None:
         """Until the status line and headers are in; raises what broke the exchange."""
@@ -93,28 +115,38 @@ class Response:
             await self._wait()
 
     async def read_chunk(self) -> bytes:
-        """Everything buffered so far (waiting for at least one byte), b"" at the end."""
+        """Everything buffered so far (waiting for at least one byte), b"" at the end.
+
+        Raises a `TransportError` (cut body, broken encoding, `LimitExceeded`).
+        """
+        if self._inflater is not None:
+            return await self._read_inflated(self._inflater)
         while not self._chunks:
             if self.complete:
                 return b""
             if self._error is not None:
                 raise self._error
             await self._wait()
-        chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self._unread = 0
-        if self._paused:
-            self._paused = False
-            if self._conn is not None:
-                self._conn.resume_reading()
-        return data
+        return self._take()
 
     async def read(self) -> bytes:
-        """The whole body."""
-        parts = []
+        """The whole body, at most `limits.body_bytes` of it (else `LimitExceeded`)."""
+        limit = self._limits.body_bytes
+        self._budget = limit
+        if self._received > limit and not self.complete:
+            self._abandon(LimitExceeded("body", limit))
+        parts: list[bytes] = []
+        total = 0
+        pause_at = _YIELD_EVERY
         while chunk := await self.read_chunk():
+            total += len(chunk)
+            if total > limit:
+                parts.clear()
+                self._abandon(LimitExceeded("body", limit))
             parts.append(chunk)
+            if total >= pause_at:  # only a compressed body is read without waiting
+                pause_at += _YIELD_EVERY
+                await asyncio.sleep(0)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def release(self) -> None:
@@ -133,6 +165,42 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abort()
+
+    def _take(self) -> bytes:
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._unread = 0
+        if self._paused:
+            self._paused = False
+            if self._conn is not None:
+                self._conn.resume_reading()
+        return data
+
+    async def _read_inflated(self, inflater: Inflater) -> bytes:
+        while True:
+            try:
+                if self._chunks or inflater.pending:
+                    data = inflater.step(self._take() if self._chunks else b"")
+                    if data:
+                        return data
+                    continue
+                if self.complete:
+                    return inflater.finish()
+            except TransportError as exc:
+                self._abandon(exc)
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    def _abandon(self, error: TransportError) -> NoReturn:
+        """Fail on the reader's side: drop the buffer and the connection, raise `error`."""
+        if isinstance(error, LimitExceeded) and self._error is None:
+            self._observer.limit_exceeded(error.limit)
+        self._error = error
+        self._chunks.clear()
+        self.close()
+        raise error
 
     async def _wait(self) -> None:
         waiter = self._waiter = self._loop.create_future()
@@ -155,18 +223,34 @@ class Response:
             if self._conn is not None:
                 self._conn.abort()
             return
+        if self._error is not None:
+            return
+        head = not self.headers_done
+        if head:
+            self._received += len(data)
+        else:
+            self._overhead += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.fail(ProtocolError("the server switched protocols"))
         except httptools.HttpParserCallbackError as exc:
-            # raised by one of our callbacks (an unknown content-encoding, a body that
-            # does not decompress); httptools keeps the original as the context
+            # raised by one of our callbacks (an unknown content-encoding, a limit);
+            # httptools keeps the original as the context
             cause = exc.__context__
-            self.fail(cause if isinstance(cause, ProtocolError)
+            self.fail(cause if isinstance(cause, TransportError)
                       else ProtocolError(f"invalid HTTP response: {cause!r}"))
         except httptools.HttpParserError as exc:
             self.fail(ProtocolError(f"invalid HTTP response: {exc}"))
+        if head:
+            if not self.headers_done and self._received > self._limits.header_bytes:
+                # a head that never ends: httptools would keep growing it
+                self._chunks.clear()
+                self.fail(LimitExceeded("headers", self._limits.header_bytes))
+        elif self._overhead > self._limits.header_bytes:
+            # bytes that are not body (chunk extensions, trailers) without end
+            self._chunks.clear()
+            self.fail(LimitExceeded("headers", self._limits.header_bytes))
 
     def fail(self, error: BaseException) -> None:
         """The exchange is broken; the reader gets `error` once the buffer is drained.
@@ -180,6 +264,8 @@ class Response:
                 self._conn.abort()
             return
         if self._error is None:
+            if isinstance(error, LimitExceeded):
+                self._observer.limit_exceeded(error.limit)
             self._error = error
             if self._conn is not None:
                 self._conn.abort()
@@ -197,14 +283,18 @@ class Response:
             self.fail(ConnectionClosed("the server closed the connection"))
 
     def _finish(self, keep_alive: bool) -> None:
-        if self._decoder is not None:
-            self._append(self._decoder.flush())
         self.complete = True
         self.keep_alive = keep_alive
         self._wake()
 
     def _append(self, data: bytes) -> None:
-        if not data:
+        if self._error is not None:
+            return
+        self._overhead = 0
+        self._received += len(data)
+        if self._received > self._budget:
+            self._chunks.clear()
+            self.fail(LimitExceeded("body", self._budget))
             return
         self._chunks.append(data)
         self._unread += len(data)
@@ -220,6 +310,8 @@ class Response:
             raise ProtocolError("the server sent more than one answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:  # a trailer: not kept (bounded by the overhead count)
+            return
         self._raw_headers.append((name, value))
         lower = name.lower()
         if lower == b"content-encoding":
@@ -229,24 +321,30 @@ class Response:
             self._framed = True
 
     def on_headers_complete(self) -> None:
+        limit = self._limits.header_bytes
+        # `_received` also counts body bytes of the same read: measure exactly only then
+        if self._received > limit and _head_size(self._raw_headers) > limit:
+            raise LimitExceeded("headers", limit)
         self.status = self._parser.get_status_code()
         if 100 <= self.status < 200:  # an interim answer: the real one follows
             self._raw_headers.clear()
             return
         if self.status in _NO_BODY:
             self._framed = True
-        self._decoder = _decoder(self._encoding)
+        if self._encoding:
+            self._inflater = inflater_for(self._encoding.decode("latin-1"),
+                                          self._limits.decompressed_bytes)
+        self._received = 0
         self.headers_done = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self._decoder is not None:
-            try:
-                body = self._decoder.decompress(body)
-            except zlib.error as exc:
-                raise ProtocolError(f"the response body does not decompress: {exc}") from None
         self._append(body)
 
     def on_message_complete(self) -> None:
         if self.headers_done:
             self._finish(self._parser.should_keep_alive())
+
+
+def _head_size(headers: list[tuple[bytes, bytes]]) -> int:
+    return sum(len(name) + len(value) + 4 for name, value in headers)

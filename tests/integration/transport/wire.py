@@ -20,6 +20,7 @@ class Server:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections = 0
+        self.open = 0  # connections not yet closed (by either side)
         self.requests: list[bytes] = []
         self.reader: asyncio.StreamReader | None = None  # the newest connection's
         self.closed = asyncio.Event()
@@ -36,6 +37,7 @@ class Server:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
         self.reader = reader
         try:
             while True:
@@ -53,6 +55,7 @@ class Server:
                 if writer.is_closing():
                     return
         finally:
+            self.open -= 1
             writer.close()
             self.closed.set()
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switchyard_gateway.providers.sse import DONE_FRAME, SseDecoder, SseEvent, encode
+from switchyard_gateway.providers.sse import (
+    DONE_FRAME,
+    SseDecoder,
+    SseEvent,
+    SseLimitExceeded,
+    SseLimits,
+    encode,
+)
 
 
 def decode(chunks: list[bytes]) -> list[SseEvent]:
@@ -76,3 +84,37 @@ def test_any_chunking_yields_the_same_events(
     expected = [SseEvent(data=data.encode(), event=name) for name, data in events]
     assert decode(chunks) == expected
     assert decode([raw]) == expected
+
+
+# -- limits: an upstream that never ends a line or an event (issue 15) ------------------
+
+def test_endless_line_is_refused_at_the_line_limit() -> None:
+    decoder = SseDecoder(SseLimits(line_bytes=1000, event_bytes=10_000))
+    decoder.feed(b"data: " + b"a" * 900)
+    with pytest.raises(SseLimitExceeded, match="sse_line") as caught:
+        for _ in range(10):
+            decoder.feed(b"a" * 100)
+    assert caught.value.limit == "sse_line"
+    assert len(decoder._buffer) == 0  # the line is let go at once
+
+
+def test_long_complete_line_in_one_chunk_is_refused() -> None:
+    decoder = SseDecoder(SseLimits(line_bytes=1000, event_bytes=10_000))
+    with pytest.raises(SseLimitExceeded, match="sse_line"):
+        decoder.feed(b"data: " + b"a" * 2000 + b"\n\n")
+
+
+def test_endless_event_of_short_lines_is_refused_at_the_event_limit() -> None:
+    decoder = SseDecoder(SseLimits(line_bytes=1000, event_bytes=5000))
+    with pytest.raises(SseLimitExceeded, match="sse_event") as caught:
+        for _ in range(100):
+            decoder.feed(b"data: " + b"b" * 500 + b"\n")
+    assert caught.value.limit == "sse_event"
+
+
+def test_events_under_the_limits_pass_and_the_count_restarts_per_event() -> None:
+    decoder = SseDecoder(SseLimits(line_bytes=1000, event_bytes=1500))
+    events = []
+    for _ in range(10):  # 10 x 1,000 bytes of data in all, 1,000 per event
+        events += decoder.feed(b"data: " + b"c" * 500 + b"\ndata: " + b"c" * 499 + b"\n\n")
+    assert len(events) == 10

@@ -1,0 +1,36 @@
+"""How much an upstream answer may weigh: the transport's limits, with their defaults.
+
+A tenant chooses the `baseUrl`s a shared gateway connects to, so every byte an upstream
+sends is untrusted. These limits bound what one answer can make the gateway hold or
+compute; crossing one raises `LimitExceeded` (mapped to a `serverError` attempt, so the
+fallback serves) and drops the connection. Set from `switchyard gateway` flags
+(`settings.py`); read by `response.py`, `proxied.py` and `pool.py`. No I/O here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: All response header bytes (status line included). httpcore caps an incomplete event at
+#: 100 KiB and aiohttp a header line at 8190 bytes; provider answers carry 1-4 KiB.
+HEADER_BYTES = 64 * 1024
+#: A non-streaming body, as handed to the adapter (decoded). The largest legitimate one is
+#: an embeddings batch: 2,048 inputs x 1,536 float dimensions is ~40 MB of JSON; a chat
+#: completion is a few KiB.
+BODY_BYTES = 64 * 1024 * 1024
+#: What one compressed answer (streaming or not) may inflate to: the gzip-bomb bound. Equal
+#: to the body limit, since a compressed body decodes to the body.
+DECOMPRESSED_BYTES = 64 * 1024 * 1024
+#: Seconds an idle upstream connection is kept for reuse: below the 5 s after which
+#: uvicorn (and so vLLM and most Python providers) closes an idle keep-alive connection,
+#: so the gateway is not the one left writing into a connection being closed.
+KEEPALIVE_SECONDS = 4.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-answer byte limits of the upstream client."""
+
+    header_bytes: int = HEADER_BYTES
+    body_bytes: int = BODY_BYTES
+    decompressed_bytes: int = DECOMPRESSED_BYTES
