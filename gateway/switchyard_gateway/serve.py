@@ -10,6 +10,7 @@ when installed. `--workers N` forks N such processes on one port (`workers.py`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.config.trust import SigningKeySource, Trust
 from switchyard_gateway.http.app import create_app
 from switchyard_gateway.http.state import STATE
 from switchyard_gateway.metrics import GatewayMetrics
@@ -57,25 +59,36 @@ class QuietParserErrors(logging.Filter):
 def build_app(settings: GatewaySettings) -> web.Application:
     """The app: standalone (a file source over `config_path`) or in-cluster (watches).
 
+    In a cluster, ConfigMaps are served only when signed by the operator (the keys come
+    from `signing_secret`) and within the platform policy (`config/trust.py`).
     Raises `ValueError` when cluster mode finds no credentials.
     """
     store = ConfigStore(settings.default_namespace)
+    policy = settings.policy
     if settings.config_path is not None:
-        credentials = Credentials(os.environ, settings.allow_env_keys)
+        credentials = Credentials(os.environ, policy.env_names())
         source: Source = FileSource(settings.config_path, store, credentials,
-                                    settings.poll_interval)
+                                    settings.poll_interval, policy)
         return create_app(settings, store, credentials, registry.adapter_for, [source])
-    # In a cluster, env keys are platform keys: none unless --allow-env-keys names them.
-    credentials = Credentials(os.environ, settings.allow_env_keys or ())
-    client = kube.Client(kube.load(settings.kubeconfig))
+    # In a cluster, env keys are platform keys: none unless --allowed-env-keys binds them.
+    if policy.env_keys is None:
+        policy = dataclasses.replace(policy, env_keys={})
+    credentials = Credentials(os.environ, policy.env_names())
+    conn = kube.load(settings.kubeconfig)
+    client = kube.Client(conn)
     metrics = GatewayMetrics()
     hooks = ClusterHooks(
         propagation=metrics.propagation.observe,
         refused=lambda reason: metrics.refused_configmaps.labels(reason).inc(),
     )
-    cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks)
+    trust = Trust(policy)
+    cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks, trust)
+    key_namespace, _, key_name = settings.signing_secret.rpartition("/")
+    keys = SigningKeySource(kube.Client(conn), trust, key_namespace or conn.default_namespace,
+                            key_name, cluster.recheck, settings.signing_key_refresh)
     metrics.staleness.set_function(cluster.staleness)
-    return create_app(settings, store, credentials, registry.adapter_for, [cluster],
+    # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
+    return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
                       metrics=metrics)
 
 

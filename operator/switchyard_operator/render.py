@@ -3,8 +3,9 @@
 Called by `reconcile.py` and by `switchyard render`. `configmap()` is pure and byte-stable:
 the same endpoint always gives the same manifest, so `switchyard render` prints exactly what
 the operator creates minus the runtime fields that `with_runtime_fields()` adds (the
-controller ownerReference and the render timestamp). Never holds key material: the config
-only carries references to Secrets and env vars.
+controller ownerReference, the render timestamp and the signature, which needs the endpoint's
+UID and the operator's signing key: `switchyard_schema.signing`). Never holds provider key
+material: the config only carries references to Secrets and env vars.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import copy
 import datetime
 from typing import Any
 
-from switchyard_schema import API_VERSION, KIND, EndpointConfig, GatewayEndpoint, config_json
+from switchyard_schema import (
+    API_VERSION,
+    KIND,
+    EndpointConfig,
+    GatewayEndpoint,
+    config_json,
+    signing,
+)
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "switchyard-operator"
@@ -62,12 +70,39 @@ def owner_reference(endpoint: GatewayEndpoint) -> dict[str, Any]:
 
 
 def with_runtime_fields(
-    manifest: dict[str, Any], endpoint: GatewayEndpoint, rendered_at: str
+    manifest: dict[str, Any], endpoint: GatewayEndpoint, rendered_at: str, key: bytes
 ) -> dict[str, Any]:
-    """A copy of `manifest` with the ownerReference and the render timestamp annotation."""
+    """A copy of `manifest` with the ownerReference, render timestamp and signature."""
     out = copy.deepcopy(manifest)
     out["metadata"]["ownerReferences"] = [owner_reference(endpoint)]
     out["metadata"]["annotations"][RENDERED_AT] = rendered_at
+    payload = out["data"][DATA_KEY].encode()
+    out["metadata"]["annotations"][signing.ANNOTATION] = signing.sign(
+        key, endpoint.namespace, endpoint.name, endpoint.uid, payload
+    )
+    return out
+
+
+def drift(existing: dict[str, Any], desired: dict[str, Any]) -> list[str]:
+    """What differs between the live ConfigMap and the desired one (empty: nothing to do).
+
+    Compares everything the gateway relies on (data, our labels, spec hash and signature,
+    ownerReferences); not the render timestamp, nor labels or annotations others added.
+    """
+    out: list[str] = []
+    live, want = existing.get("metadata") or {}, desired["metadata"]
+    if (existing.get("data") or {}) != desired["data"] or existing.get("binaryData"):
+        out.append("data")
+    labels = live.get("labels") or {}
+    out += [f"label {k}" for k, v in want["labels"].items() if labels.get(k) != v]
+    annotations = live.get("annotations") or {}
+    out += [
+        f"annotation {k}"
+        for k in (SPEC_HASH, signing.ANNOTATION)
+        if annotations.get(k) != want["annotations"][k]
+    ]
+    if (live.get("ownerReferences") or []) != want["ownerReferences"]:
+        out.append("ownerReferences")
     return out
 
 
@@ -77,3 +112,28 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
         if ref.get("controller"):
             return str(ref.get("uid"))
     return None
+
+
+#: Differences a newer render of our own explains (anything else was done by someone else).
+_OWN_CHANGES = frozenset({"data", f"annotation {SPEC_HASH}", f"annotation {signing.ANNOTATION}"})
+
+
+def tampered(
+    existing: dict[str, Any],
+    endpoint: GatewayEndpoint,
+    keys: signing.SigningKeys,
+    changed: list[str],
+) -> bool:
+    """True when the live ConfigMap was changed by someone else, not just rendered earlier.
+
+    Ours-but-stale means: the signature verifies over its data under an accepted key, and
+    nothing but data, hash or signature differs.
+    """
+    if not set(changed) <= _OWN_CHANGES:
+        return True
+    meta = existing.get("metadata") or {}
+    signature = str((meta.get("annotations") or {}).get(signing.ANNOTATION, ""))
+    payload = str((existing.get("data") or {}).get(DATA_KEY, "")).encode()
+    return not signing.verify(
+        keys, endpoint.namespace, endpoint.name, endpoint.uid, payload, signature
+    )

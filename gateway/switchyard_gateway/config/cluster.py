@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from switchyard_gateway.config import trust as trusted
 from switchyard_gateway.config.store import ChangeKind, ConfigStore
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.secrets import Credentials
@@ -54,7 +55,7 @@ class ClusterHooks:
     """Callbacks for metrics; all optional."""
 
     propagation: Callable[[float], None] = lambda seconds: None
-    refused: Callable[[str], None] = lambda reason: None  # reason: forged|invalid
+    refused: Callable[[str], None] = lambda reason: None  # reason: one of trust.REASONS
 
 
 def _key(obj: Obj) -> Key:
@@ -92,8 +93,10 @@ class ClusterSource:
         credentials: Credentials,
         namespaces: Iterable[str] = (),
         hooks: ClusterHooks | None = None,
+        trust: trusted.Trust | None = None,
     ) -> None:
         self._client = client
+        self._trust = trust  # None: no signature or policy check (tests of the watches only)
         self._store = store
         self._credentials = credentials
         self._hooks = hooks or ClusterHooks()
@@ -176,6 +179,13 @@ class ClusterSource:
         if not all(contacts):
             return 0.0
         return max(0.0, time.monotonic() - min(contacts))
+
+    async def recheck(self) -> None:
+        """Check every refused ConfigMap again (called when the signing keys changed)."""
+        async with self._lock:
+            self._refused = {k: v for k, v in self._refused.items() if k.startswith("forged:")}
+            if self._synced:
+                self._reconcile()
 
     # Reflector callbacks.
 
@@ -261,9 +271,11 @@ class ClusterSource:
         try:
             config = load_config(str((cm.get("data") or {}).get(DATA_KEY, "")))
             self._check_identity(key, config)
+            if self._trust is not None:
+                self._trust.check(cm, config)
         except InvalidEndpoint as exc:
             self._refused[key] = version
-            self._hooks.refused("invalid")
+            self._hooks.refused(exc.reason if isinstance(exc, trusted.Untrusted) else "invalid")
             self._store.reject(key, str(exc), SOURCE)
             self._post_event(cm, str(exc))
             return
