@@ -149,9 +149,9 @@ async def _serve(args: argparse.Namespace) -> int:
     from switchyard_operator import apply, handlers, lease, reconcile
     from switchyard_schema.policy import PlatformPolicy
 
+    policy = PlatformPolicy.parse(args.allowed_base_url_hosts, args.allowed_env_keys)
     conn = _connection(args)
     assert isinstance(conn, kubeclient.Connection)
-    policy = PlatformPolicy.parse(args.allowed_base_url_hosts, args.allowed_env_keys)
     key_namespace, key_name = secret_ref(args.signing_secret, conn.default_namespace)
     namespaces = _split(args.namespaces)
     host = f"[{args.liveness_host}]" if ":" in args.liveness_host else args.liveness_host
