@@ -126,13 +126,16 @@ def tampered(
 ) -> bool:
     """True when the live ConfigMap was changed by someone else, not just rendered earlier.
 
-    Ours-but-stale means: the signature verifies over its data under an accepted key, and
-    nothing but data, hash or signature differs.
+    Ours-but-stale means: nothing but data, hash or signature differs, and the signature
+    verifies over its data under an accepted key, or there is none and only it is missing
+    (a render of an operator from before signatures).
     """
     if not set(changed) <= _OWN_CHANGES:
         return True
     meta = existing.get("metadata") or {}
     signature = str((meta.get("annotations") or {}).get(signing.ANNOTATION, ""))
+    if not signature and changed == [f"annotation {signing.ANNOTATION}"]:
+        return False
     payload = str((existing.get("data") or {}).get(DATA_KEY, "")).encode()
     return not signing.verify(
         keys, endpoint.namespace, endpoint.name, endpoint.uid, payload, signature

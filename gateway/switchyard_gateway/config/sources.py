@@ -199,7 +199,7 @@ class FileSource:
             for key in kept_by_broken[name]:
                 self._store.reject(key, reason, source=str(self.path))
         for config in snap.configs.values():
-            problems = trust.policy_problems(config, self._policy) if self._policy else []
+            problems = [] if self._policy is None else trust.policy_problems(config, self._policy)
             if problems:
                 self._store.reject(config.key, describe(problems), source=str(self.path))
                 continue

@@ -115,3 +115,12 @@ def test_an_older_render_of_our_own_is_an_update_not_a_repair() -> None:
     resigned = copy.deepcopy(older)  # a tenant's edit that keeps our (old) signature
     resigned["data"]["endpoint.json"] = desired["data"]["endpoint.json"]
     assert render.tampered(resigned, endpoint, KEYS, render.drift(resigned, desired))
+
+
+def test_an_unsigned_render_from_an_older_operator_is_an_update() -> None:
+    endpoint, desired = _rendered()
+    older = copy.deepcopy(desired)
+    del older["metadata"]["annotations"][signing.ANNOTATION]
+    changed = render.drift(older, desired)
+    assert changed == ["annotation switchyard.dev/signature"]
+    assert not render.tampered(older, endpoint, KEYS, changed)
