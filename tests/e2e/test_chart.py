@@ -223,6 +223,9 @@ def _check_network_policy(docs: Sequence[dict[str, Any]], release_ns: str,
     (["--set=gateway.replicsa=3"], "additional properties 'replicsa' not allowed"),
     (["--set=webhook.failurePolicy=Sometimes"], "at '/webhook/failurePolicy'"),
     (["--set=watchNamespaces={Team_A}"], "at '/watchNamespaces/0'"),
+    # The old list form: an env key must be bound to hosts now.
+    (["--set=allowedEnvKeys={OPENAI_API_KEY}"], "at '/allowedEnvKeys'"),
+    (["--set-json=allowedBaseUrlHosts=[\"http://evil/\"]"], "at '/allowedBaseUrlHosts/0'"),
 ])
 def test_wrong_values_fail_the_schema_with_a_clear_message(
     helm: Helm, values: list[str], message: str

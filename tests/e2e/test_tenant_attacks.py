@@ -124,15 +124,15 @@ def tenant_of(cluster: Cluster, namespace: str) -> Path:
     }])
     user = f"system:serviceaccount:{namespace}:tenant"
 
-    def can(verb: str, resource: str) -> bool:
-        done = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace, f"--as={user}",
-                               check=False)
+    def can(verb: str, resource: str, *extra: str) -> bool:
+        done = cluster.kubectl("auth", "can-i", verb, resource, *extra, "-n", namespace,
+                               f"--as={user}", check=False)
         return done.stdout.strip() == "yes"
 
     wait_for("edit to aggregate GatewayEndpoint rights",
              lambda: can("create", "gatewayendpoints.switchyard.dev"), timeout=60)
     assert can("update", "configmaps") and can("create", "secrets")  # the real `edit`
-    assert not can("patch", "gatewayendpoints.switchyard.dev/status")
+    assert not can("patch", "gatewayendpoints.switchyard.dev", "--subresource=status")
     return config
 
 
