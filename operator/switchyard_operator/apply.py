@@ -120,10 +120,12 @@ class Written(enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of `ensure_configmap`; `detail` explains a conflict."""
+    """The result of `ensure_configmap`; `detail` explains a conflict or a repair."""
 
     written: Written
     detail: str = ""
+    #: The signature the live ConfigMap now carries (empty on a conflict).
+    signature: str = ""
 
 
 def _owner_text(existing: dict[str, Any]) -> str:
@@ -147,13 +149,14 @@ async def ensure_configmap(
     """
     namespace, name = endpoint.namespace, manifest["metadata"]["name"]
     desired = render.with_runtime_fields(manifest, endpoint, rendered_at, keys.current)
+    signature = str(desired["metadata"]["annotations"][signing.ANNOTATION])
     try:
         existing: dict[str, Any] = await _call(
             "get configmap", client.request("GET", _configmap_path(namespace, name))
         )
     except kubeclient.NotFound:
         await _call("create configmap", client.request("POST", _configmap_path(namespace), desired))
-        return Outcome(Written.CREATED)
+        return Outcome(Written.CREATED, signature=signature)
     if render.controller_uid(existing) != endpoint.uid:
         return Outcome(
             Written.CONFLICT,
@@ -163,14 +166,14 @@ async def ensure_configmap(
         )
     changed = render.drift(existing, desired)
     if not changed:
-        return Outcome(Written.UNCHANGED)
+        return Outcome(Written.UNCHANGED, signature=signature)
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     await _call(
         "update configmap", client.request("PUT", _configmap_path(namespace, name), desired)
     )
     if render.tampered(existing, endpoint, keys, changed):
-        return Outcome(Written.REPAIRED, ", ".join(changed))
-    return Outcome(Written.UPDATED)
+        return Outcome(Written.REPAIRED, ", ".join(changed), signature)
+    return Outcome(Written.UPDATED, signature=signature)
 
 
 async def patch_status(

@@ -122,7 +122,7 @@ async def configmap_changed(
         return
     try:
         await reconcile.repair(
-            memo.runtime, str(namespace), reconcile.plain(body), kwargs["credentials"]
+            memo.runtime, type, str(namespace), reconcile.plain(body), kwargs["credentials"]
         )
     except kopf.PermanentError:
         pass  # already reported in the endpoint's status and Events

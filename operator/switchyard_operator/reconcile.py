@@ -41,6 +41,10 @@ class Runtime:
     locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
+    #: (namespace, endpoint) -> the signature this process last wrote or found current. A
+    #: ConfigMap event carrying another one (an older payload of ours replayed, say) is
+    #: drift even though it verifies.
+    signed: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
 
 def plain(value: Any) -> Any:
@@ -114,7 +118,9 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
     schema_problems, policy_problems = validate.check(body, rt.policy)
     if schema_problems:
         refs_cond = status.Condition(
-            status.RESOLVED_REFS, status.UNKNOWN, "InvalidSpec",
+            status.RESOLVED_REFS,
+            status.UNKNOWN,
+            "InvalidSpec",
             "Secrets are not looked up while the spec is invalid",
         )
     else:
@@ -134,6 +140,8 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
     outcome = await apply.ensure_configmap(
         rt.client, manifest, endpoint, render.rfc3339_now(), rt.keys
     )
+    if outcome.signature:
+        rt.signed[(endpoint.namespace, endpoint.name)] = outcome.signature
     accepted = status.Condition(
         status.ACCEPTED,
         status.TRUE,
@@ -237,8 +245,10 @@ async def reconcile_named(
 ) -> None:
     """Fetch an endpoint and reconcile it (a vanished endpoint is ignored)."""
     body = await apply.get_endpoint(rt.client, namespace, name)
-    if body is not None:
-        await reconcile(rt, body, credentials)
+    if body is None:
+        rt.signed.pop((namespace, name), None)
+        return
+    await reconcile(rt, body, credentials)
 
 
 def owner_of(configmap: Mapping[str, Any]) -> str | None:
@@ -252,15 +262,16 @@ def owner_of(configmap: Mapping[str, Any]) -> str | None:
 
 
 async def repair(
-    rt: Runtime, namespace: str, configmap: Mapping[str, Any], credentials: CredentialIndex
+    rt: Runtime, event: str, namespace: str, configmap: dict[str, Any], credentials: CredentialIndex
 ) -> None:
     """Reconcile the owner of a rendered ConfigMap that changed or went (drift repair).
 
-    The reconciliation compares the live ConfigMap with the render and puts it back; the
-    operator's own writes come back here too and end as `Written.UNCHANGED`.
+    The reconciliation compares the live ConfigMap with the render and puts it back. The
+    operator's own writes come back here too: a ConfigMap still exactly as signed is left
+    alone without a request (a new spec reaches the endpoint handler anyway).
     """
     owner = owner_of(configmap)
-    if owner is None:
+    if owner is None or (event != "DELETED" and _as_written(rt, namespace, owner, configmap)):
         return
     for attempt in range(_REPAIR_ATTEMPTS):
         try:
@@ -272,3 +283,13 @@ async def repair(
             if attempt + 1 == _REPAIR_ATTEMPTS or (exc.delay or 0) > _REPAIR_MAX_DELAY:
                 raise
             await asyncio.sleep(exc.delay or 1)
+
+
+def _as_written(rt: Runtime, namespace: str, owner: str, configmap: dict[str, Any]) -> bool:
+    annotations = (configmap.get("metadata") or {}).get("annotations") or {}
+    last = rt.signed.get((namespace, owner))
+    return (
+        last is not None
+        and annotations.get(signing.ANNOTATION) == last
+        and render.intact(configmap, rt.keys)
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 from typing import Any
 
 from switchyard_schema import (
@@ -139,4 +140,43 @@ def tampered(
     payload = str((existing.get("data") or {}).get(DATA_KEY, "")).encode()
     return not signing.verify(
         keys, endpoint.namespace, endpoint.name, endpoint.uid, payload, signature
+    )
+
+
+def intact(configmap: dict[str, Any], keys: signing.SigningKeys) -> bool:
+    """True when a live ConfigMap is exactly as this operator signed it (no repair needed).
+
+    Checks our labels, the controller ownerReference, the signature over the payload for
+    that owner, and that the hash annotation is the payload's own. Spares the API server a
+    reconciliation for every event that the operator's own writes cause.
+    """
+    meta = configmap.get("metadata") or {}
+    owner = next(
+        (
+            r
+            for r in meta.get("ownerReferences") or []
+            if r.get("controller") and r.get("kind") == KIND
+        ),
+        None,
+    )
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    payload = str((configmap.get("data") or {}).get(DATA_KEY, ""))
+    if (
+        owner is None
+        or labels.get(MANAGED_BY) != MANAGER
+        or labels.get(ENDPOINT_LABEL) != owner.get("name")
+        or meta.get("name") != configmap_name(str(owner.get("name")))
+    ):
+        return False
+    try:
+        spec_hash = json.loads(payload).get("specHash")
+    except (ValueError, AttributeError):
+        return False
+    return annotations.get(SPEC_HASH) == spec_hash and signing.verify(
+        keys,
+        str(meta.get("namespace")),
+        str(owner.get("name")),
+        str(owner.get("uid")),
+        payload.encode(),
+        str(annotations.get(signing.ANNOTATION, "")),
     )

@@ -313,19 +313,22 @@ def test_configmap_drift_is_repaired(
         wait_for("chat served", lambda: system.chat("chat")[0] == 200, context=system.logs)
         good = _configmap(cluster, tenant, namespace)
 
-        def restored() -> bool:
-            cm = _configmap(cluster, tenant, namespace)
-            meta = cm.get("metadata", {})
-            return bool(cm) and cm.get("data") == good["data"] \
-                and meta.get("annotations", {}).get(SIGNATURE) \
-                == good["metadata"]["annotations"][SIGNATURE] \
-                and meta.get("labels", {}).get("app.kubernetes.io/managed-by") \
-                == "switchyard-operator"
+        def restored(want: dict[str, Any]) -> Any:
+            def probe() -> bool:
+                cm = _configmap(cluster, tenant, namespace)
+                meta = cm.get("metadata", {})
+                return bool(cm) and cm.get("data") == want["data"] \
+                    and meta.get("annotations", {}).get(SIGNATURE) \
+                    == want["metadata"]["annotations"][SIGNATURE] \
+                    and meta.get("labels", {}).get("app.kubernetes.io/managed-by") \
+                    == "switchyard-operator"
+            return probe
 
-        def timed(what: str, attack: list[str], input: str | None = None) -> float:
+        def timed(what: str, attack: list[str], input: str | None = None,
+                  want: dict[str, Any] = good) -> float:
             started = time.monotonic()
             _as_tenant(cluster, tenant, *attack, input=input)
-            wait_for(f"drift repaired after {what}", restored, timeout=30,
+            wait_for(f"drift repaired after {what}", restored(want), timeout=30,
                      context=system.logs)
             return time.monotonic() - started
 
@@ -337,6 +340,24 @@ def test_configmap_drift_is_repaired(
             "deleted": timed("a deletion", ["delete", "configmap", "gwe-chat", "-n",
                                             namespace]),
         }
+        # An older payload of ours, validly signed, put back: drift too, and never served.
+        _as_tenant(cluster, tenant, "patch", "gatewayendpoint", "chat", "-n", namespace,
+                   "--type=json", "-p", json.dumps([
+                       {"op": "replace", "path": "/spec/trafficSplit/0/model", "value": "m2"}]))
+        newer = wait_for("generation 2 rendered", lambda: (
+            lambda cm: cm if cm and '"generation":2' in cm["data"]["endpoint.json"] else None)(
+                _configmap(cluster, tenant, namespace)), context=system.logs)
+        replay = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {**{k: newer["metadata"][k] for k in ("name", "namespace",
+                                                                     "resourceVersion")},
+                               "labels": good["metadata"]["labels"],
+                               "annotations": good["metadata"]["annotations"],
+                               "ownerReferences": good["metadata"]["ownerReferences"]},
+                  "data": good["data"]}
+        times["replayed"] = timed("a replay", ["replace", "-f", "-"], json.dumps(replay),
+                                  want=newer)
+        wait_for("the replay refused by the gateway", lambda: system.refused("replayed") >= 1,
+                 context=system.logs)
         print("\n[drift repair] " + ", ".join(f"{k} {v:.2f}s" for k, v in times.items()))
         assert all(seconds < 10 for seconds in times.values()), times
         assert system.chat("chat") == (200, "main")

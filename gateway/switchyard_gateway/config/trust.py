@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 DATA_KEY = "endpoint.json"
 #: Every `refused{reason=...}` value: bounded, documented in docs/operations.md.
-FORGED, INVALID, UNSIGNED, BAD_SIGNATURE, POLICY = (
-    "forged", "invalid", "unsigned", "bad_signature", "policy")
-REASONS = (FORGED, INVALID, UNSIGNED, BAD_SIGNATURE, POLICY)
+FORGED, INVALID, UNSIGNED, BAD_SIGNATURE, REPLAYED, POLICY = (
+    "forged", "invalid", "unsigned", "bad_signature", "replayed", "policy")
+REASONS = (FORGED, INVALID, UNSIGNED, BAD_SIGNATURE, REPLAYED, POLICY)
 
 
 class Untrusted(InvalidEndpoint):
@@ -60,6 +60,10 @@ class Trust:
     def __init__(self, policy: PlatformPolicy) -> None:
         self.policy = policy
         self.keys: signing.SigningKeys | None = None
+        #: endpoint key -> (owner UID, highest generation accepted): an older payload of
+        #: ours, replayed by a tenant, verifies but must not roll the endpoint back. One
+        #: entry per endpoint name seen; a recreated endpoint (new UID) starts again.
+        self._latest: dict[str, tuple[str, int]] = {}
 
     def check(self, cm: Mapping[str, Any], config: EndpointConfig) -> None:
         """Raise `Untrusted` unless `cm` is signed by the operator and `config` is allowed.
@@ -73,17 +77,25 @@ class Trust:
             raise Untrusted(UNSIGNED, [Problem(
                 signing.ANNOTATION, f"{where} is not signed by the operator")])
         payload = str((cm.get("data") or {}).get(DATA_KEY, "")).encode()
+        uid = _owner_uid(cm)
         if self.keys is None or not signing.verify(
-            self.keys, config.namespace, config.name, _owner_uid(cm), payload, str(signature)
+            self.keys, config.namespace, config.name, uid, payload, str(signature)
         ):
             why = "no signing key is loaded" if self.keys is None else (
                 "it was changed by someone other than the operator, or signed for another"
                 " endpoint or with a key this gateway does not have")
             raise Untrusted(BAD_SIGNATURE, [Problem(
                 signing.ANNOTATION, f"{where}: the signature does not verify ({why})")])
+        seen_uid, seen_generation = self._latest.get(config.key, ("", 0))
+        if seen_uid == uid and config.generation < seen_generation:
+            raise Untrusted(REPLAYED, [Problem("generation", (
+                f"{where} holds generation {config.generation}, older than generation"
+                f" {seen_generation} already served: a replayed payload"))])
         problems = policy_problems(config, self.policy)
         if problems:
             raise Untrusted(POLICY, problems)
+        self._latest[config.key] = (uid, max(config.generation, seen_generation)
+                                    if seen_uid == uid else config.generation)
 
 
 class SigningKeySource:

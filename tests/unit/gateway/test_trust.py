@@ -90,3 +90,17 @@ async def test_standalone_file_source_applies_the_policy_given(tmp_path: pathlib
     open_store = ConfigStore()  # no policy flag: the single-tenant default
     await FileSource(tmp_path, open_store, Credentials({})).sync()
     assert open_store.resolve("exfil") is not None
+
+
+def test_an_older_signed_payload_replayed_is_refused() -> None:
+    """A tenant keeps an old ConfigMap of ours (validly signed) and puts it back."""
+    checker = _checker()
+    old, new = config(), config(split=[target("primary", 100, model="gpt-6")])
+    old = old.model_copy(update={"generation": 1})
+    new = new.model_copy(update={"generation": 2})
+    checker.check(_configmap(old), old)
+    checker.check(_configmap(new), new)
+    assert _reason(checker, _configmap(old), old) == trust.REPLAYED
+    checker.check(_configmap(new), new)  # the current one still passes
+    recreated = _configmap(old, uid="u2")  # a new endpoint of that name starts again
+    checker.check(recreated, old)
