@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import pathlib
 from typing import Any
 
@@ -12,6 +15,7 @@ from switchyard_gateway.config import trust
 from switchyard_gateway.config.sources import FileSource
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.secrets import Credentials
+from switchyard_kube.client import NotFound
 from switchyard_schema import EndpointConfig, config_json, signing
 from switchyard_schema.policy import PlatformPolicy
 from tests.unit.gateway.endpoints import config, manifest, target
@@ -104,3 +108,63 @@ def test_an_older_signed_payload_replayed_is_refused() -> None:
     checker.check(_configmap(new), new)  # the current one still passes
     recreated = _configmap(old, uid="u2")  # a new endpoint of that name starts again
     checker.check(recreated, old)
+
+
+class _SecretApi:
+    """Answers the one GET the key source sends, from `data` (None: 404)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] | None = None
+        self.paths: list[str] = []
+
+    async def request(self, method: str, path: str) -> Any:
+        self.paths.append(f"{method} {path}")
+        if self.data is None:
+            raise NotFound(404, "NotFound", "secrets not found")
+        return {"data": self.data}
+
+
+async def test_key_source_rereads_and_asks_for_a_recheck_on_change() -> None:
+    api, checker = _SecretApi(), trust.Trust(POLICY)
+
+    async def recheck() -> None:
+        raise AssertionError("refresh() alone never rechecks")
+
+    client: Any = api
+    source = trust.SigningKeySource(client, checker, "sy", "key", recheck, interval=0)
+    assert not await source.refresh() and checker.keys is None  # missing: logged, kept
+    api.data = {"current": base64.b64encode(b"c" * 32).decode()}
+    assert await source.refresh() and checker.keys == signing.SigningKeys(b"c" * 32)
+    assert not await source.refresh()  # unchanged
+    api.data = {"current": base64.b64encode(b"n" * 32).decode(), "previous": api.data["current"]}
+    assert await source.refresh() and checker.keys.accepted() == (b"n" * 32, b"c" * 32)
+    api.data = {"current": "short"}
+    assert not await source.refresh() and checker.keys.accepted()[0] == b"n" * 32
+    assert set(api.paths) == {"GET /api/v1/namespaces/sy/secrets/key"}
+
+
+async def test_key_source_watch_rechecks_when_the_keys_change() -> None:
+    checker, rechecks = trust.Trust(POLICY), []
+
+    async def recheck() -> None:
+        rechecks.append(checker.keys)
+
+    class Closing(_SecretApi):
+        async def close(self) -> None:
+            pass
+
+    api = Closing()
+    client: Any = api
+    source = trust.SigningKeySource(client, checker, "sy", "key", recheck, interval=0.01)
+    task = asyncio.create_task(source.watch())
+    await asyncio.sleep(0.05)
+    assert rechecks == []  # no key yet, nothing to recheck
+    api.data = {"current": base64.b64encode(b"c" * 32).decode()}
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if rechecks:
+            break
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert rechecks == [signing.SigningKeys(b"c" * 32)]
