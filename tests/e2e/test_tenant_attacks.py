@@ -11,8 +11,10 @@ that records every request): no request carrying a key may ever reach it.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
+import secrets
 import subprocess
 import threading
 import time
@@ -24,7 +26,7 @@ import openai
 import pytest
 import yaml
 
-from switchyard_schema import canonical_json
+from switchyard_schema import canonical_json, signing
 from switchyard_schema.normalize import spec_hash
 from switchyard_testing import stack
 from switchyard_testing.cluster import Cluster, KubectlError
@@ -486,5 +488,54 @@ def test_another_namespaces_secret_never_shows_in_status_or_events(
             assert "sk-team-b-secret" not in text
             assert "label" not in json.dumps(_condition(status, "ResolvedRefs")).lower()
         assert attacker.requests == []
+    finally:
+        system.stop()
+
+
+# --- key rotation (last: it changes the module's signing key) --------------------------------
+
+
+def test_signing_key_rotation_keeps_serving(
+    cluster: Cluster, namespace: str, accounts: dict[str, Path], tenant: Path,
+    legit: FakeOpenAI, attacker: Attacker, tmp_path: Path,
+) -> None:
+    """docs/security.md's rotation: new `current`, old `previous`, restart the operator."""
+    system = _running(accounts, [namespace], tmp_path, legit, attacker)
+    try:
+        _credential(cluster, namespace)
+        _as_tenant(cluster, tenant, "apply", "-f", "-", input=json.dumps(
+            _endpoint(namespace, {"provider": "openai-compatible", "model": "before",
+                                  "baseUrl": legit.base_url,
+                                  "apiKey": {"secretKeyRef": {"name": "team-a-key",
+                                                              "key": "api-key"}}})))
+        wait_for("chat served", lambda: system.chat("chat")[0] == 200, context=system.logs)
+        home = yaml.safe_load(accounts["gateway"].read_text())["contexts"][0]["context"][
+            "namespace"]
+        secret = json.loads(cluster.kubectl("get", "secret", stack.SIGNING_SECRET, "-n", home,
+                                            "-o", "json").stdout)
+        new = base64.b64encode(secrets.token_bytes(48)).decode()
+        secret["data"] = {"current": new, "previous": secret["data"]["current"]}
+        cluster.kubectl("replace", "-f", "-", input=json.dumps(secret))
+        system.operator.stop()
+        system.operator = stack.operator(
+            accounts["operator"], [namespace], tmp_path,
+            extra=["--allowed-base-url-hosts", "127.0.0.1",
+                   "--allowed-env-keys", "OPENAI_API_KEY=api.openai.com"]).start()
+
+        def signed_with_new_key() -> bool:
+            cm = _configmap(cluster, tenant, namespace)
+            owner = cm["metadata"]["ownerReferences"][0]
+            return signing.verify(signing.SigningKeys(base64.b64decode(new)), namespace, "chat",
+                                  owner["uid"], cm["data"]["endpoint.json"].encode(),
+                                  cm["metadata"]["annotations"][SIGNATURE])
+
+        wait_for("re-signed with the new key", signed_with_new_key, context=system.logs)
+        assert system.chat("chat") == (200, "main")  # served throughout
+        _as_tenant(cluster, tenant, "patch", "gatewayendpoint", "chat", "-n", namespace,
+                   "--type=json", "-p", json.dumps([
+                       {"op": "replace", "path": "/spec/trafficSplit/0/model",
+                        "value": "after"}]))
+        wait_for("a change signed with the new key served", lambda: system.chat("chat")[0]
+                 == 200 and legit.requests_for("after"), context=system.logs)
     finally:
         system.stop()
