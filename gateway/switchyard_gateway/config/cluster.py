@@ -5,8 +5,10 @@ watched namespace (or one each, cluster-wide): GatewayEndpoints (only to know wh
 are live), ConfigMaps labelled `app.kubernetes.io/managed-by=switchyard-operator`, and
 Secrets labelled `switchyard.dev/credential=true`. A ConfigMap is accepted only when its
 controller ownerReference names a live GatewayEndpoint with that UID, its name and payload
-agree with that owner, and its payload fully validates (`load_config`): a forged label
-cannot bypass admission, and a bad payload leaves the last good config live. Only the Secret
+agree with that owner, its payload fully validates (`load_config`), and `trust.py` finds
+it signed by the operator and within the platform policy: a forged label cannot bypass
+admission, a tenant's edit cannot pass for the operator's, and a refused payload leaves the
+last good config live. Only the Secret
 values some endpoint references are kept in memory. Writes nothing but Events.
 """
 
