@@ -86,7 +86,9 @@ class GatewayMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
         self.refused_configmaps = Counter(
             "switchyard_configmaps_refused", "ConfigMaps refused: forged (no live owning "
-            "GatewayEndpoint) or invalid (payload does not validate)", ["reason"], registry=r)
+            "GatewayEndpoint), invalid (payload does not validate), unsigned, bad_signature, "
+            "replayed (not as the operator signed it) or policy (outside the allow-lists)",
+            ["reason"], registry=r)
         # -- upstream connections (transport.Observer) --------------------------------
         self.upstream_events = UpstreamEvents(
             Counter("switchyard_upstream_limit_exceeded", "Upstream answers refused for "

@@ -1,7 +1,8 @@
 """Resolve a target's `apiKey` reference to an `ApiKey`, by reference, in one place.
 
 Two kinds of reference (DESIGN.md): `envVar` (the gateway's own environment, read once at
-start-up; in cluster mode only names on the `--allow-env-keys` list) and `secretKeyRef` (a
+start-up; in cluster mode only names on the `--allowed-env-keys` list, whose hosts
+`config/trust.py` checks on every config loaded) and `secretKeyRef` (a
 key of a Secret in the endpoint's namespace). Sources fill the Secret table: the standalone
 file source from v1 Secret manifests beside the endpoints (`secret_entries`), the in-cluster
 source (`config/cluster.py`) with the referenced keys of labelled Secrets only. Both decode
@@ -77,7 +78,7 @@ class Credentials:
         if ref.env_var is not None:
             key = self._env.get(ref.env_var)
             if key is None:
-                why = ("is not on the gateway's --allow-env-keys list"
+                why = ("is not on the gateway's --allowed-env-keys list"
                        if self._env_allowed is not None and ref.env_var not in self._env_allowed
                        else "is not set")
                 raise MissingCredential(f"env var {ref.env_var} {why}", target=target)

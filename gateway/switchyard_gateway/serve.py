@@ -10,6 +10,7 @@ when installed. `--workers N` forks N such processes on one port (`workers.py`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.config.trust import SigningKeySource, Trust
 from switchyard_gateway.http.app import create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE
@@ -37,17 +39,23 @@ log = logging.getLogger(__name__)
 def build_app(settings: GatewaySettings) -> web.Application:
     """The app: standalone (a file source over `config_path`) or in-cluster (watches).
 
+    In a cluster, ConfigMaps are served only when signed by the operator (the keys come
+    from `signing_secret`) and within the platform policy (`config/trust.py`).
     Raises `ValueError` when cluster mode finds no credentials.
     """
     store = ConfigStore(settings.default_namespace)
+    policy = settings.policy
     if settings.config_path is not None:
-        credentials = Credentials(os.environ, settings.allow_env_keys)
+        credentials = Credentials(os.environ, policy.env_names())
         source: Source = FileSource(settings.config_path, store, credentials,
-                                    settings.poll_interval)
+                                    settings.poll_interval, policy)
         return create_app(settings, store, credentials, registry.adapter_for, [source])
-    # In a cluster, env keys are platform keys: none unless --allow-env-keys names them.
-    credentials = Credentials(os.environ, settings.allow_env_keys or ())
-    client = kube.Client(login.load(settings.kubeconfig))
+    # In a cluster, env keys are platform keys: none unless --allowed-env-keys binds them.
+    if policy.env_keys is None:
+        policy = dataclasses.replace(policy, env_keys={})
+    credentials = Credentials(os.environ, policy.env_names())
+    conn = login.load(settings.kubeconfig)
+    client = kube.Client(conn)
     metrics = GatewayMetrics()
     hooks = ClusterHooks(
         propagation=metrics.propagation.observe,
@@ -55,9 +63,14 @@ def build_app(settings: GatewaySettings) -> web.Application:
     )
     for reason in REFUSAL_REASONS:  # a series at 0 from the start: alerts see no gap
         metrics.refused_configmaps.labels(reason)
-    cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks)
+    trust = Trust(policy)
+    cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks, trust)
+    key_namespace, _, key_name = settings.signing_secret.rpartition("/")
+    keys = SigningKeySource(kube.Client(conn), trust, key_namespace or conn.default_namespace,
+                            key_name, cluster.recheck, settings.signing_key_refresh)
     metrics.staleness.set_function(cluster.staleness)
-    return create_app(settings, store, credentials, registry.adapter_for, [cluster],
+    # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
+    return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
                       metrics=metrics)
 
 

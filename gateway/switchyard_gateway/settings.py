@@ -11,6 +11,7 @@ from typing import Literal
 
 from switchyard_gateway.providers import sse
 from switchyard_gateway.transport import limits
+from switchyard_schema.policy import PlatformPolicy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -22,8 +23,15 @@ class GatewaySettings:
     #: Bind with SO_REUSEPORT (set for each worker in `--workers N` mode).
     reuse_port: bool = False
     default_namespace: str = "default"
-    #: None allows every env var name (standalone default); a tuple is an allow-list.
-    allow_env_keys: tuple[str, ...] | None = None
+    # Platform policy and config integrity (docs/security.md).
+    #: Allowed baseUrl hosts and env keys bound to hosts (`switchyard_schema.policy`).
+    #: `env_keys=None` (no flag): every env var to any host standalone, none in a cluster.
+    policy: PlatformPolicy = dataclasses.field(
+        default_factory=lambda: PlatformPolicy(env_keys=None))
+    #: Cluster mode: `NAMESPACE/NAME` (or `NAME`, in the gateway's namespace) of the Secret
+    #: whose keys verify the operator's signatures, and how often it is read again.
+    signing_secret: str = "switchyard-signing-key"
+    signing_key_refresh: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     max_in_flight: int = 0  # 0: unlimited
     drain_seconds: float = 5.0

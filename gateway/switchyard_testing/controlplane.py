@@ -42,8 +42,11 @@ _KCM_USER = "system:kube-controller-manager"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Just enough controllers for the behaviour the tests rely on: owned objects deleted with
 # their owner, deleted namespaces emptied and removed, the `default` ServiceAccount and the
-# kube-root-ca.crt ConfigMap that every namespace of a real cluster has.
+# kube-root-ca.crt ConfigMap that every namespace of a real cluster has, and the built-in
+# `admin`/`edit`/`view` roles filled from their aggregated parts (without it `edit` grants
+# nothing, and the tenant tests would not play a real tenant).
 CONTROLLERS = (
+    "clusterrole-aggregation-controller",
     "garbage-collector-controller",
     "namespace-controller",
     "serviceaccount-controller",

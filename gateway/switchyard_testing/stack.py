@@ -2,11 +2,14 @@
 
 Used by the e2e tests, `switchyard demo` and the benchmarks. Each process authenticates
 with a ServiceAccount token bound to the RBAC in docs/ (`bind_service_account`), so
-whatever runs through here also proves those permissions are enough.
+whatever runs through here also proves those permissions are enough. The signing-key
+Secret both read is created beside them the way the chart does it: once, with a random
+key, and kept when it exists (`ensure_signing_secret`).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -28,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_RBAC = ROOT / "docs" / "operator-rbac.yaml"
 GATEWAY_RBAC = ROOT / "docs" / "gateway-rbac.yaml"
 RBAC_NAMESPACE = "switchyard-system"
+#: The flags' default (`--signing-secret`), in the ServiceAccount's namespace.
+SIGNING_SECRET = "switchyard-signing-key"
 
 
 def free_port() -> int:
@@ -62,7 +67,20 @@ def bind_service_account(cluster: Cluster, rbac_file: Path, namespace: str) -> P
             account = doc["metadata"]["name"]
         docs.append(doc)
     cluster.apply(docs)
+    ensure_signing_secret(cluster, namespace)
     return cluster.service_account_kubeconfig(namespace, account)
+
+
+def ensure_signing_secret(cluster: Cluster, namespace: str, name: str = SIGNING_SECRET) -> None:
+    """Create the ConfigMap signing-key Secret with a random key, unless it exists."""
+    found = cluster.kubectl("get", "secret", name, "-n", namespace, "--ignore-not-found",
+                            "-o", "name")
+    if found.stdout.strip():
+        return
+    key = base64.b64encode(secrets.token_bytes(48)).decode()
+    cluster.apply([{"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "type": "Opaque", "data": {"current": key}}])
 
 
 def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

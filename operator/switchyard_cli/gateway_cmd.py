@@ -18,6 +18,7 @@ from switchyard_gateway import serve
 from switchyard_gateway.providers import sse
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import limits
+from switchyard_schema.policy import PlatformPolicy
 
 
 def _env(name: str, default: Any) -> Any:
@@ -35,8 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("default-namespace", "default", "namespace of bare endpoint names (default 'default')")
     flag("namespaces", "", "cluster mode: comma-separated namespaces to watch (default all)")
     flag("kubeconfig", None, "cluster mode: kubeconfig instead of in-cluster credentials")
-    flag("allow-env-keys", None, "comma-separated env var names that apiKey.envVar may name "
-         "(standalone default: all; cluster default: none)")
+    # Platform policy and config integrity (docs/security.md).
+    flag("allowed-base-url-hosts", "", "comma list of hosts a baseUrl may name: host, "
+         "host:port, *.domain (default: any)")
+    flag("allowed-env-keys", None, "comma list of NAME=host|host:port|*.domain: env vars "
+         "apiKey.envVar may name and the hosts each value may be sent to (standalone "
+         "default: every var, any host; cluster default: none)")
+    flag("allow-env-keys", None, "deprecated spelling of --allowed-env-keys")
+    flag("signing-secret", "switchyard-signing-key", "cluster mode: NAMESPACE/NAME (or NAME "
+         "in the gateway's namespace) of the Secret whose keys verify the operator's "
+         "ConfigMap signatures (default switchyard-signing-key)")
     flag("max-body-bytes", 10 * 1024 * 1024, "request body limit (default 10 MiB)", int)
     flag("max-in-flight", 0, "gateway-wide in-flight request limit, 0 = unlimited", int)
     flag("drain-seconds", 5.0, "after SIGTERM, fail /readyz this long before closing", float)
@@ -82,14 +91,23 @@ def _upstream_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def settings_from(args: argparse.Namespace) -> GatewaySettings:
-    """Turn parsed flags into settings."""
-    allow = None
+def _policy(args: argparse.Namespace) -> PlatformPolicy:
+    """The platform policy flags; raises `PolicySyntaxError` (a `ValueError`)."""
+    env_keys = args.allowed_env_keys
     if args.allow_env_keys is not None:
-        allow = tuple(n.strip() for n in str(args.allow_env_keys).split(",") if n.strip())
+        logging.getLogger(__name__).warning(
+            "--allow-env-keys is deprecated: use --allowed-env-keys (the operator's name)")
+        if env_keys is None:
+            env_keys = args.allow_env_keys
+    return PlatformPolicy.parse(args.allowed_base_url_hosts, env_keys)
+
+
+def settings_from(args: argparse.Namespace) -> GatewaySettings:
+    """Turn parsed flags into settings. Raises `ValueError` on a malformed allow-list."""
     return GatewaySettings(
         host=args.host, port=int(args.port), default_namespace=args.default_namespace,
-        allow_env_keys=allow, max_body_bytes=int(args.max_body_bytes),
+        policy=_policy(args), signing_secret=args.signing_secret,
+        max_body_bytes=int(args.max_body_bytes),
         max_in_flight=int(args.max_in_flight), drain_seconds=float(args.drain_seconds),
         shutdown_timeout=float(args.shutdown_timeout), config_path=args.config,
         namespaces=tuple(n.strip() for n in str(args.namespaces).split(",") if n.strip()),
@@ -128,7 +146,12 @@ def run(args: argparse.Namespace) -> int:
         print("switchyard gateway: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        return serve.run(settings_from(args), int(args.workers))
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"switchyard gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return serve.run(settings, int(args.workers))
     except ValueError as exc:
         print(f"switchyard gateway: cluster mode: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,9 @@
 
 Flags (each also read from `SWITCHYARD_OPERATOR_<FLAG>`, e.g.
 `SWITCHYARD_OPERATOR_ALLOWED_BASE_URL_HOSTS`): the namespaces to watch, the kubeconfig,
-the platform's allow-lists, the liveness port and leader election. Kopf runs through
+the platform's allow-lists (`switchyard_schema.policy` syntax, shared with the gateway), the
+signing-key Secret, the liveness port and leader election. Exit 2 on a malformed
+allow-list or an unreadable signing key. Kopf runs through
 `kopf.operator(...)` with `switchyard_operator.handlers` registered; no `kopf run` subprocess.
 """
 
@@ -18,6 +20,7 @@ import sys
 from collections.abc import AsyncIterator
 
 _ENV = "SWITCHYARD_OPERATOR_"
+DEFAULT_SIGNING_SECRET = "switchyard-signing-key"
 
 
 def _env(flag: str, default: str = "") -> str:
@@ -26,6 +29,12 @@ def _env(flag: str, default: str = "") -> str:
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def secret_ref(text: str, default_namespace: str) -> tuple[str, str]:
+    """`NAMESPACE/NAME` or `NAME` -> (namespace, name)."""
+    namespace, _, name = text.rpartition("/")
+    return namespace or default_namespace, name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +57,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allowed-base-url-hosts",
         default=_env("allowed-base-url-hosts"),
-        help="comma list of hosts a baseUrl may name; *.domain allowed; empty = any",
+        help="comma list of hosts a baseUrl may name: host, host:port, *.domain; empty = any",
     )
     parser.add_argument(
         "--allowed-env-keys",
         default=_env("allowed-env-keys"),
-        help="comma list of env var names apiKey.envVar may name; empty = none",
+        help="comma list of NAME=host|host:port|*.domain: the env vars apiKey.envVar may name"
+        " and the hosts each value may be sent to; empty = none",
+    )
+    parser.add_argument(
+        "--signing-secret",
+        default=_env("signing-secret", DEFAULT_SIGNING_SECRET),
+        help="NAMESPACE/NAME (or NAME, in the operator's namespace) of the Secret whose"
+        f" 'current' key signs every rendered ConfigMap (default {DEFAULT_SIGNING_SECRET})",
     )
     parser.add_argument(
         "--liveness-port",
@@ -130,18 +146,19 @@ async def _serve(args: argparse.Namespace) -> int:
     import kopf
 
     from switchyard_kube import client as kubeclient
-    from switchyard_operator import handlers, lease, reconcile, validate
+    from switchyard_operator import apply, handlers, lease, reconcile
+    from switchyard_schema.policy import PlatformPolicy
 
+    policy = PlatformPolicy.parse(args.allowed_base_url_hosts, args.allowed_env_keys)
     conn = _connection(args)
     assert isinstance(conn, kubeclient.Connection)
-    policy = validate.Policy.from_lists(
-        _split(args.allowed_base_url_hosts), _split(args.allowed_env_keys)
-    )
+    key_namespace, key_name = secret_ref(args.signing_secret, conn.default_namespace)
     namespaces = _split(args.namespaces)
     host = f"[{args.liveness_host}]" if ":" in args.liveness_host else args.liveness_host
     liveness = f"http://{host}:{args.liveness_port}/healthz" if args.liveness_port else None
     async with kubeclient.Client(conn) as client:
-        runtime = reconcile.Runtime(client=client, policy=policy)
+        keys = await apply.signing_keys(client, key_namespace, key_name)
+        runtime = reconcile.Runtime(client=client, policy=policy, keys=keys)
         stop = asyncio.Event()
         elector = None
         if not args.standalone:
@@ -185,8 +202,17 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from switchyard_operator.apply import SigningKeyUnavailable
+
     try:
         return asyncio.run(_serve(args))
-    except ValueError as exc:  # unreadable kubeconfig, no cluster
+    except ValueError as exc:  # unreadable kubeconfig, no cluster, malformed allow-list
         print(f"switchyard operator: {exc}", file=sys.stderr)
+        return 2
+    except SigningKeyUnavailable as exc:
+        print(
+            f"switchyard operator: --signing-secret: {exc} (the chart creates it;"
+            " docs/security.md shows how to create one by hand)",
+            file=sys.stderr,
+        )
         return 2

@@ -1,7 +1,8 @@
 """Everything the reconciler asks of the API server (with `lease.py`, the only I/O modules).
 
 Called by `reconcile.py`. Reads GatewayEndpoints and Secret metadata, creates or updates
-the owned ConfigMap (never a ConfigMap owned by anything else), patches `status` through
+the owned ConfigMap (never a ConfigMap owned by anything else) and repairs it when anyone
+changed what the gateway relies on (data, labels, hash, signature), patches `status` through
 the status subresource and queues Events through Kopf's poster. Conflicts (409) and
 transient API errors become `kopf.TemporaryError(delay=...)`, so Kopf retries with backoff.
 Secret values are never read: Secrets are fetched as metadata only.
@@ -19,7 +20,7 @@ import kopf
 from switchyard_kube import client as kubeclient
 from switchyard_kube import paths
 from switchyard_operator import refs, render
-from switchyard_schema import API_VERSION, PLURAL, GatewayEndpoint, contract
+from switchyard_schema import API_VERSION, PLURAL, GatewayEndpoint, contract, signing
 
 T = TypeVar("T")
 #: Kubernetes rejects longer Event messages; the cut keeps the start, which names the problem.
@@ -67,7 +68,13 @@ async def get_endpoint(
 
 
 async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> refs.SecretState:
-    """Whether a Secret exists and carries the credential label (metadata only, no values)."""
+    """Whether a Secret exists and carries the credential label (metadata only, no values).
+
+    A name that is not a Secret name (`refs.valid_name`) is reported missing without a
+    request: it must never steer the path into another namespace or resource.
+    """
+    if not refs.valid_name(name):
+        return refs.SecretState(refs.Found.MISSING)
     try:
         path = paths.object_path("v1", "secrets", name, namespace=namespace)
         meta = await _call(
@@ -84,21 +91,46 @@ async def secret_state(client: kubeclient.Client, namespace: str, name: str) -> 
     return refs.SecretState(refs.Found.UNLABELLED)
 
 
+class SigningKeyUnavailable(Exception):
+    """The signing-key Secret cannot be read or holds no usable key (the message says why)."""
+
+
+async def signing_keys(client: kubeclient.Client, namespace: str, name: str) -> signing.SigningKeys:
+    """Read the signing keys from their Secret. Raises `SigningKeyUnavailable`.
+
+    The operator reads them once at start: a rotation takes effect on its next start,
+    when the resume re-signs every ConfigMap (docs/security.md).
+    """
+    try:
+        path = paths.object_path("v1", "secrets", name, namespace=namespace)
+        secret = await client.request("GET", path)
+    except (kubeclient.ApiError, paths.InvalidPathSegment) as exc:
+        raise SigningKeyUnavailable(f"Secret {namespace}/{name}: {exc}") from exc
+    try:
+        return signing.keys_from_secret(secret.get("data"))
+    except signing.BadSigningKey as exc:
+        raise SigningKeyUnavailable(f"Secret {namespace}/{name}: {exc}") from exc
+
+
 class Written(enum.Enum):
     """What `ensure_configmap` did."""
 
     CREATED = "created"
     UPDATED = "updated"
+    #: Same spec, but someone else changed the ConfigMap: put back (`detail` says what).
+    REPAIRED = "repaired"
     UNCHANGED = "unchanged"
     CONFLICT = "conflict"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of `ensure_configmap`; `detail` explains a conflict."""
+    """The result of `ensure_configmap`; `detail` explains a conflict or a repair."""
 
     written: Written
     detail: str = ""
+    #: The signature the live ConfigMap now carries (empty on a conflict).
+    signature: str = ""
 
 
 def _owner_text(existing: dict[str, Any]) -> str:
@@ -113,14 +145,16 @@ async def ensure_configmap(
     manifest: dict[str, Any],
     endpoint: GatewayEndpoint,
     rendered_at: str,
+    keys: signing.SigningKeys,
 ) -> Outcome:
-    """Create or update the endpoint's ConfigMap; no write when its spec hash is unchanged.
+    """Create, update or repair the endpoint's signed ConfigMap; no write when it is as rendered.
 
     A ConfigMap of that name whose controller is not this endpoint is left alone
     (`Written.CONFLICT`). Raises `kopf.TemporaryError` on conflicts and transient errors.
     """
     namespace, name = endpoint.namespace, manifest["metadata"]["name"]
-    desired = render.with_runtime_fields(manifest, endpoint, rendered_at)
+    desired = render.with_runtime_fields(manifest, endpoint, rendered_at, keys.current)
+    signature = str(desired["metadata"]["annotations"][signing.ANNOTATION])
     try:
         existing: dict[str, Any] = await _call(
             "get configmap", client.request("GET", _configmap_path(namespace, name))
@@ -130,7 +164,7 @@ async def ensure_configmap(
             "create configmap",
             client.request("POST", _configmap_path(namespace), body=desired),
         )
-        return Outcome(Written.CREATED)
+        return Outcome(Written.CREATED, signature=signature)
     if render.controller_uid(existing) != endpoint.uid:
         return Outcome(
             Written.CONFLICT,
@@ -138,15 +172,16 @@ async def ensure_configmap(
             f" GatewayEndpoint ({_owner_text(existing)}); the operator will not adopt or"
             " overwrite it: delete or rename it",
         )
-    annotations = existing.get("metadata", {}).get("annotations") or {}
-    wanted = manifest["metadata"]["annotations"][contract.SPEC_HASH_ANNOTATION]
-    if annotations.get(contract.SPEC_HASH_ANNOTATION) == wanted:
-        return Outcome(Written.UNCHANGED)
+    changed = render.drift(existing, desired)
+    if not changed:
+        return Outcome(Written.UNCHANGED, signature=signature)
     desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     await _call(
         "update configmap", client.request("PUT", _configmap_path(namespace, name), body=desired)
     )
-    return Outcome(Written.UPDATED)
+    if render.tampered(existing, endpoint, keys, changed):
+        return Outcome(Written.REPAIRED, ", ".join(changed), signature)
+    return Outcome(Written.UPDATED, signature=signature)
 
 
 async def patch_status(

@@ -7,7 +7,10 @@ writes itself through the status subresource.
 
 Secrets are watched only through a server-side label selector
 (`switchyard.dev/credential=true`, set in `configure`), never as a stream of every Secret;
-the operator indexes their key names (never values) and writes nothing onto them.
+the operator indexes their key names (never values) and writes nothing onto them. The
+rendered ConfigMaps are watched the same way (`app.kubernetes.io/managed-by=
+switchyard-operator`), so an edit, a relabel (the object leaves the selection: a DELETED
+event) or a deletion re-reconciles the owner, which restores the payload and signature.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     # Server-side filtering: the `labels=` filters below are client-side only.
     settings.watching.label_selectors["v1", "secrets"] = contract.CREDENTIAL_SELECTOR
+    settings.watching.label_selectors["v1", "configmaps"] = contract.MANAGED_BY_SELECTOR
     # Our own Events (kopf.event) are always posted; Kopf's log lines only from warnings up.
     settings.posting.level = logging.WARNING
     # No CRD or namespace watching (and so no RBAC for them): the CRD is installed before
@@ -104,3 +108,24 @@ async def credential_changed(
             logger.warning(
                 "re-reconciling %s/%s after Secret %s changed: %s", namespace, endpoint, name, exc
             )
+
+
+@kopf.on.event("v1", "configmaps")  # server-side label-selected in `configure`
+async def configmap_changed(
+    *, type: str | None, namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any
+) -> None:
+    """Repair drift: re-reconcile the owner of a rendered ConfigMap that changed or went.
+
+    No client-side `labels=` filter: a relabelled ConfigMap arrives as DELETED without them.
+    """
+    if type is None:  # the initial listing: every endpoint reconciles on resume anyway
+        return
+    try:
+        await reconcile.repair(
+            memo.runtime, type, str(namespace), reconcile.plain(body), kwargs["credentials"]
+        )
+    except kopf.PermanentError:
+        pass  # already reported in the endpoint's status and Events
+    except kopf.TemporaryError as exc:
+        name = body.get("metadata", {}).get("name")
+        logger.warning("repairing ConfigMap %s/%s: %s", namespace, name, exc)

@@ -1,8 +1,10 @@
 """One reconciliation of one GatewayEndpoint: validate -> render -> apply -> status.
 
-Called by `handlers.py` (on create, update, resume, and when a credential Secret the
-endpoint references changes). The decisions live in the pure modules (`validate`, `refs`,
-`render`, `status`); the I/O in `apply`. A spec that fails validation or policy gets
+Called by `handlers.py` (on create, update, resume, when a credential Secret the
+endpoint references changes, and when its ConfigMap was edited, relabelled or deleted:
+drift is repaired by rendering again). The decisions live in the pure modules (`validate`,
+`refs`, `render`, `status`); the I/O in `apply`. Validation comes first: the Secrets of a
+spec that fails it are never looked up. A spec that fails validation or policy gets
 `Ready=False` and raises `kopf.PermanentError`, leaving the last rendered ConfigMap as it
 was. Endpoints are reconciled one at a time each (a per-endpoint lock), so a Secret event
 and a spec change cannot interleave their writes.
@@ -20,21 +22,29 @@ import kopf
 
 from switchyard_kube import client as kubeclient
 from switchyard_operator import apply, refs, render, status, validate
-from switchyard_schema import GatewayEndpoint, normalize, parse_endpoint, targets_summary
+from switchyard_schema import GatewayEndpoint, normalize, parse_endpoint, signing, targets_summary
+from switchyard_schema.policy import PlatformPolicy
 
+#: Drift repair retries a conflicting or failed write this often, waiting at most this long.
+_REPAIR_ATTEMPTS, _REPAIR_MAX_DELAY = 4, 5.0
 #: (namespace, secret name) -> key names, from the label-selected Secret watch.
 CredentialIndex = Mapping[tuple[str, str], Collection[frozenset[str]]]
 
 
 @dataclasses.dataclass
 class Runtime:
-    """What every reconciliation shares: the API client, the policy and per-endpoint locks."""
+    """What every reconciliation shares: the API client, policy, signing keys and locks."""
 
     client: kubeclient.Client
-    policy: validate.Policy
+    policy: PlatformPolicy
+    keys: signing.SigningKeys
     locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
+    #: (namespace, endpoint) -> the signature this process last wrote or found current. A
+    #: ConfigMap event carrying another one (an older payload of ours replayed, say) is
+    #: drift even though it verifies.
+    signed: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
 
 def plain(value: Any) -> Any:
@@ -105,8 +115,16 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], credentials: Credentia
 
 async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialIndex) -> None:
     namespace = body["metadata"]["namespace"]
-    refs_cond, _ = await _refs_condition(rt, namespace, body.get("spec"), credentials)
     schema_problems, policy_problems = validate.check(body, rt.policy)
+    if schema_problems:
+        refs_cond = status.Condition(
+            status.RESOLVED_REFS,
+            status.UNKNOWN,
+            "InvalidSpec",
+            "Secrets are not looked up while the spec is invalid",
+        )
+    else:
+        refs_cond, _ = await _refs_condition(rt, namespace, body.get("spec"), credentials)
     if schema_problems or policy_problems:
         await _reject(
             rt,
@@ -119,7 +137,11 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
     endpoint = parse_endpoint(body)
     config = normalize(endpoint)
     manifest = render.configmap(endpoint, config)
-    outcome = await apply.ensure_configmap(rt.client, manifest, endpoint, render.rfc3339_now())
+    outcome = await apply.ensure_configmap(
+        rt.client, manifest, endpoint, render.rfc3339_now(), rt.keys
+    )
+    if outcome.signature:
+        rt.signed[(endpoint.namespace, endpoint.name)] = outcome.signature
     accepted = status.Condition(
         status.ACCEPTED,
         status.TRUE,
@@ -198,6 +220,14 @@ def _post_events(
         apply.post_event(
             body, "Normal", "Rendered", f"ConfigMap {cm_name} {outcome.written.value} ({spec_hash})"
         )
+    elif outcome.written is apply.Written.REPAIRED:
+        apply.post_event(
+            body,
+            "Warning",
+            "ConfigMapRepaired",
+            f"ConfigMap {cm_name} was changed by someone other than the operator"
+            f" ({outcome.detail}); the rendered payload and signature are restored",
+        )
     for cond in moved:
         kind, ok = cond["type"], cond["status"] == status.TRUE
         if kind == status.ACCEPTED and ok:
@@ -215,5 +245,51 @@ async def reconcile_named(
 ) -> None:
     """Fetch an endpoint and reconcile it (a vanished endpoint is ignored)."""
     body = await apply.get_endpoint(rt.client, namespace, name)
-    if body is not None:
-        await reconcile(rt, body, credentials)
+    if body is None:
+        rt.signed.pop((namespace, name), None)
+        return
+    await reconcile(rt, body, credentials)
+
+
+def owner_of(configmap: Mapping[str, Any]) -> str | None:
+    """The endpoint a rendered ConfigMap belongs to: its controller, else its `gwe-` name."""
+    meta = configmap.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "GatewayEndpoint":
+            return str(ref.get("name"))
+    name = str(meta.get("name") or "")
+    return name.removeprefix("gwe-") if name.startswith("gwe-") else None
+
+
+async def repair(
+    rt: Runtime, event: str, namespace: str, configmap: dict[str, Any], credentials: CredentialIndex
+) -> None:
+    """Reconcile the owner of a rendered ConfigMap that changed or went (drift repair).
+
+    The reconciliation compares the live ConfigMap with the render and puts it back. The
+    operator's own writes come back here too: a ConfigMap still exactly as signed is left
+    alone without a request (a new spec reaches the endpoint handler anyway).
+    """
+    owner = owner_of(configmap)
+    if owner is None or (event != "DELETED" and _as_written(rt, namespace, owner, configmap)):
+        return
+    for attempt in range(_REPAIR_ATTEMPTS):
+        try:
+            await reconcile_named(rt, namespace, owner, credentials)
+            return
+        except kopf.TemporaryError as exc:
+            # An event handler is not retried by Kopf: retry a write race (409) or a blip
+            # here, a few times; a slow retry (a foreign ConfigMap) is left to the endpoint.
+            if attempt + 1 == _REPAIR_ATTEMPTS or (exc.delay or 0) > _REPAIR_MAX_DELAY:
+                raise
+            await asyncio.sleep(exc.delay or 1)
+
+
+def _as_written(rt: Runtime, namespace: str, owner: str, configmap: dict[str, Any]) -> bool:
+    annotations = (configmap.get("metadata") or {}).get("annotations") or {}
+    last = rt.signed.get((namespace, owner))
+    return (
+        last is not None
+        and annotations.get(signing.ANNOTATION) == last
+        and render.intact(configmap, rt.keys)
+    )

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from switchyard_schema import contract
+
+#: A Secret's name is a DNS-1123 subdomain (the CRD's `secretKeyRef.name` pattern).
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def valid_name(name: str) -> bool:
+    """True for a possible Secret name: no `/`, `..` or anything else a path could use."""
+    return len(name) <= 253 and _SECRET_NAME.fullmatch(name) is not None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)

@@ -12,6 +12,7 @@ e2e tests run their processes under (so those tests prove the rules are enough).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -119,8 +120,10 @@ MATRIX: dict[str, dict[str, Any]] = {
         "watchNamespaces": "WATCHED",
         "gateway.autoscaling.enabled": True, "gateway.networkPolicy.enabled": True,
         "gateway.auth.enabled": True, "gateway.auth.tokens": ["token-0123456789abcdef"],
-        "operator.replicas": 2, "allowedEnvKeys": ["OPENAI_API_KEY"],
-        "operator.allowedBaseUrlHosts": ["*.models.svc"], "gateway.maxInFlight": 256,
+        "operator.replicas": 2, "allowedEnvKeys": {"OPENAI_API_KEY": ["api.openai.com"]},
+        "allowedBaseUrlHosts": ["*.models.svc", "vllm.models:8000"],
+        "operator.allowedBaseUrlHosts": ["*.legacy.svc"], "gateway.maxInFlight": 256,
+        "signing.existingSecret": "platform-signing-key",
         "image.digest": "sha256:" + "a" * 64,
         "gateway.upstream": {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608,
                              "maxDecompressedBytes": 8388608, "maxSseLineBytes": 1048576,
@@ -155,7 +158,10 @@ def test_rendered_chart_passes_server_side_dry_run(
     _check_pod_conventions(docs)
     kinds = {d["kind"] for d in docs}
     restricted = "watchNamespaces" in MATRIX[case]
-    assert ("ClusterRole" in kinds) is not restricted
+    # The components' own grants; the aggregated roles for people are ClusterRoles always.
+    component_roles = [d for d in _by_kind(docs, "ClusterRole")
+                       if d["metadata"]["labels"]["app.kubernetes.io/component"] != "rbac"]
+    assert bool(component_roles) is not restricted
     assert ("ClusterRoleBinding" in kinds) is not restricted
     if restricted:
         role_namespaces = {d["metadata"]["namespace"] for d in _by_kind(docs, "RoleBinding")}
@@ -224,6 +230,9 @@ def test_template_works_offline_without_kube_version(helm: Helm) -> None:
     (["--set=watchNamespaces={Team_A}"], "at '/watchNamespaces/0'"),
     (["--set=gateway.upstream.maxBodyBytes=0"], "at '/gateway/upstream/maxBodyBytes'"),
     (["--set=gateway.upstream.maxSseLine=1"], "additional properties 'maxSseLine' not allowed"),
+    # The old list form: an env key must be bound to hosts now.
+    (["--set=allowedEnvKeys={OPENAI_API_KEY}"], "at '/allowedEnvKeys'"),
+    (["--set-json=allowedBaseUrlHosts=[\"http://evil/\"]"], "at '/allowedBaseUrlHosts/0'"),
 ])
 def test_wrong_values_fail_the_schema_with_a_clear_message(
     helm: Helm, values: list[str], message: str
@@ -297,6 +306,36 @@ def test_chart_rules_equal_the_documented_minimal_rbac(helm: Helm) -> None:
                      if d["metadata"]["name"].endswith("-leader-election")]
     # The chart narrows get/update to the Lease's name; the verbs are the documented ones.
     assert _rule_set(lease_role["rules"], names=False) == _rule_set(lease_docs[0]["rules"])
+
+
+def test_chart_signing_key_roles_equal_the_documented_ones(helm: Helm) -> None:
+    docs = _docs(helm.template("sy", "switchyard-system").stdout)
+    for component in ("operator", "gateway"):
+        documented = _docs((ROOT / "docs" / f"{component}-rbac.yaml").read_text())
+        (want,) = [d for d in _by_kind(documented, "Role")
+                   if d["metadata"]["name"].endswith("-signing-key")]
+        (got,) = [d for d in _by_kind(docs, "Role")
+                  if d["metadata"]["name"] == f"sy-switchyard-{component}-signing-key"]
+        assert _rule_set(got["rules"], names=False) == _rule_set(want["rules"], names=False)
+        assert got["rules"][0]["resourceNames"] == ["sy-switchyard-signing-key"]
+    (secret,) = [d for d in _by_kind(docs, "Secret")
+                 if d["metadata"]["name"] == "sy-switchyard-signing-key"]
+    assert len(base64.b64decode(secret["data"]["current"])) >= 32
+
+
+def test_aggregated_roles_give_edit_endpoint_rights_but_not_status(helm: Helm) -> None:
+    docs = _docs(helm.template("sy", "switchyard-system").stdout)
+    roles = {d["metadata"]["name"]: d for d in _by_kind(docs, "ClusterRole")}
+    edit = roles["switchyard-system-sy-switchyard-edit"]
+    view = roles["switchyard-system-sy-switchyard-view"]
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {r for rule in edit["rules"] for r in rule["resources"]} == {"gatewayendpoints"}
+    assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
+    off = _docs(helm.template("sy", "switchyard-system",
+                              "--set=rbac.aggregateToBuiltinRoles=false").stdout)
+    assert not [d for d in _by_kind(off, "ClusterRole") if d["metadata"]["name"].endswith("-edit")]
 
 
 def _rule_set(rules: Sequence[dict[str, Any]], names: bool = True) -> set[tuple[str, ...]]:
@@ -470,10 +509,17 @@ def test_rbac_least_privilege_restricted(helm: Helm, cluster: Cluster, namespace
             for verb in ("get", "list", "watch"):
                 assert _can(cluster, operator, verb, "secrets", ns)
                 assert _can(cluster, operator, verb, "gatewayendpoints.switchyard.dev", ns)
-            assert _can(cluster, operator, "get", "configmaps", ns)
+                # list/watch: drift repair of the rendered ConfigMaps
+                assert _can(cluster, operator, verb, "configmaps", ns)
             assert not _can(cluster, operator, "delete", "configmaps", ns)
-            assert not _can(cluster, operator, "list", "configmaps", ns)
             assert not _can(cluster, operator, "create", "leases.coordination.k8s.io", ns)
+
+        # The signing key: get by name in the release namespace, for both; nothing else there.
+        key = f"secrets/{release}-switchyard-signing-key"
+        for sa in (gateway, operator):
+            assert _can(cluster, sa, "get", key, namespace)
+            assert not _can(cluster, sa, "update", key, namespace)
+            assert not _can(cluster, sa, "get", "secrets/another", namespace)
 
         # Nothing outside the watched namespaces: not the release's own, not a third one.
         for sa in (gateway, operator):

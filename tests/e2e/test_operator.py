@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from switchyard_schema import normalize, parse_endpoint
+from switchyard_testing import stack
 from switchyard_testing.cluster import Cluster
 from switchyard_testing.processes import ManagedProcess
 from tests.e2e.support import wait_for
@@ -59,6 +60,7 @@ def operator_account(cluster: Cluster) -> tuple[str, Path]:
             doc["roleRef"]["name"] += f"-{suffix}"
         docs.append(doc)
     cluster.apply(docs)
+    stack.ensure_signing_secret(cluster, namespace)
     return namespace, cluster.service_account_kubeconfig(namespace, "switchyard-operator")
 
 
@@ -90,7 +92,7 @@ class Operator:
             "--allowed-base-url-hosts",
             ALLOWED_HOSTS,
             "--allowed-env-keys",
-            "OPENAI_KEY",
+            "OPENAI_KEY=api.openai.com",
             "--lease-namespace",
             sa_namespace,
             *extra,

@@ -147,11 +147,12 @@ docs/operator-rbac.yaml, which docs/operator.md explains one by one.
 - apiGroups: [switchyard.dev]
   resources: [gatewayendpoints/status]
   verbs: [get, patch]
-# The rendered ConfigMaps: read by name, create, replace. No list/watch and no delete
-# (the garbage collector deletes them with their endpoint, through the ownerReference).
+# The rendered ConfigMaps: create, replace, and list/watch with the managed-by selector so
+# an edit, relabel or deletion by anyone else is repaired at once. No delete (the garbage
+# collector deletes them with their endpoint, through the ownerReference).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, update]
+  verbs: [get, list, watch, create, update]
 # Credential Secrets, watched with the switchyard.dev/credential=true selector (RBAC cannot
 # restrict by label); nothing is ever written onto a Secret.
 - apiGroups: [""]
@@ -160,6 +161,39 @@ docs/operator-rbac.yaml, which docs/operator.md explains one by one.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- end }}
+
+{{/*
+The platform policy flags, the same for operator and gateway (one definition,
+switchyard_schema/policy.py, checked in both): allowed baseUrl hosts and env keys bound to
+the hosts their value may be sent to. operator.allowedBaseUrlHosts is the deprecated place.
+*/}}
+{{- define "switchyard.policyArgs" -}}
+{{- $hosts := concat (.Values.allowedBaseUrlHosts | default list) (.Values.operator.allowedBaseUrlHosts | default list) | uniq }}
+{{- with $hosts }}
+- --allowed-base-url-hosts={{ join "," . }}
+{{- end }}
+{{- $pairs := list }}
+{{- range $name, $bound := .Values.allowedEnvKeys }}
+{{- $pairs = append $pairs (printf "%s=%s" $name (join "|" $bound)) }}
+{{- end }}
+{{- with $pairs }}
+- --allowed-env-keys={{ join "," . }}
+{{- end }}
+- --signing-secret={{ .Release.Namespace }}/{{ include "switchyard.signingSecretName" . }}
+{{- end }}
+
+{{/* The Secret whose keys sign (operator) and verify (gateway) the rendered ConfigMaps. */}}
+{{- define "switchyard.signingSecretName" -}}
+{{- default (printf "%s-signing-key" (include "switchyard.fullname" .)) .Values.signing.existingSecret }}
+{{- end }}
+
+{{/* `get` on the signing-key Secret only: a Role in the release namespace. */}}
+{{- define "switchyard.signingKeyRule" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [{{ include "switchyard.signingSecretName" . | quote }}]
+  verbs: [get]
 {{- end }}
 
 {{- define "switchyard.leaseName" -}}

@@ -8,11 +8,12 @@ cluster-wide): GatewayEndpoints (only to know which UIDs are live), ConfigMaps l
 selectors are sent to the API server, so a foreign ConfigMap or an unlabelled Secret never
 reaches this process. A ConfigMap is accepted only when its controller ownerReference
 names a live GatewayEndpoint with that UID, its name and payload agree with that owner,
-and its payload fully validates (`load_config`): a forged label cannot bypass admission,
-and a bad payload leaves the last good config live. Only the Secret values some served
-endpoint references are kept (`credential_cache`); a newly referenced key dropped earlier
-is fetched with a GET of that one Secret, which must carry the label too. Writes nothing
-but Events.
+its payload fully validates (`load_config`), and `trust.py` finds it signed by the
+operator and within the platform policy: a forged label cannot bypass admission, a
+tenant's edit cannot pass for the operator's, and a refused payload leaves the last good
+config live. Only the Secret values some served endpoint references are kept
+(`credential_cache`); a newly referenced key dropped earlier is fetched with a GET of that
+one Secret, which must carry the label too. Writes nothing but Events.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from switchyard_gateway.config import credential_cache
+from switchyard_gateway.config import trust as trusted
 from switchyard_gateway.config.store import ChangeKind, ConfigStore
 from switchyard_gateway.secrets import Credentials
 from switchyard_kube import paths
@@ -48,11 +50,10 @@ from switchyard_schema import (
 log = logging.getLogger(__name__)
 
 SOURCE = "configmap"
-#: `refused` reasons: a ConfigMap that claims to be ours but has no live owner of that UID
-#: and name; a payload that does not validate.
-FORGED = "forged"
-INVALID = "invalid"
-REFUSAL_REASONS = (FORGED, INVALID)
+#: `refused` reasons (bounded; `trust.REASONS`): among them a ConfigMap that claims to be
+#: ours but has no live owner of that UID and name, and a payload that does not validate.
+FORGED, INVALID = trusted.FORGED, trusted.INVALID
+REFUSAL_REASONS = trusted.REASONS
 #: GETs of one Secret before giving up until the next config change asks again.
 _FETCH_ATTEMPTS = 4
 
@@ -102,8 +103,10 @@ class ClusterSource:
         credentials: Credentials,
         namespaces: Iterable[str] = (),
         hooks: ClusterHooks | None = None,
+        trust: trusted.Trust | None = None,
     ) -> None:
         self._client = client
+        self._trust = trust  # None: no signature or policy check (tests of the watches only)
         self._store = store
         self._credentials = credentials
         self._hooks = hooks or ClusterHooks()
@@ -186,6 +189,13 @@ class ClusterSource:
         if not all(contacts):
             return 0.0
         return max(0.0, time.monotonic() - min(contacts))
+
+    async def recheck(self) -> None:
+        """Check every refused ConfigMap again (called when the signing keys changed)."""
+        async with self._lock:
+            self._refused = {k: v for k, v in self._refused.items() if k.startswith("forged:")}
+            if self._synced:
+                self._reconcile()
 
     # Reflector callbacks.
 
@@ -298,9 +308,11 @@ class ClusterSource:
         try:
             config = load_config(str((cm.get("data") or {}).get(contract.DATA_KEY, "")))
             self._check_identity(key, config)
+            if self._trust is not None:
+                self._trust.check(cm, config)
         except InvalidEndpoint as exc:
             self._refused[key] = version
-            self._hooks.refused(INVALID)
+            self._hooks.refused(exc.reason if isinstance(exc, trusted.Untrusted) else INVALID)
             self._store.reject(key, str(exc), SOURCE)
             self._post_event(cm, str(exc))
             return

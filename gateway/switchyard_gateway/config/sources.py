@@ -12,7 +12,8 @@ second: a change of any file's mtime or size triggers a read, and a change of th
 hash triggers a parse (both in a worker thread: disk and YAML are off the event loop).
 Each endpoint applies on its own: an invalid manifest, or a file that no longer parses, is
 refused with a log line and a `rejected` change, and that endpoint's last good config
-stays live. An endpoint whose manifest was removed is removed.
+stays live. An endpoint whose manifest was removed is removed. An endpoint outside the
+platform policy given by flag (`--allowed-base-url-hosts`, `--allowed-env-keys`) is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from switchyard_gateway.config import trust
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.secrets import Credentials, secret_entries
@@ -38,6 +40,7 @@ from switchyard_schema import (
     normalize,
     parse_endpoint,
 )
+from switchyard_schema.policy import PlatformPolicy, describe
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +135,9 @@ class FileSource:
     sync_in_background = False
 
     def __init__(self, path: str | pathlib.Path, store: ConfigStore, credentials: Credentials,
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, policy: PlatformPolicy | None = None) -> None:
         self.path = pathlib.Path(path)
+        self._policy = policy  # the admin's allow-lists, if given (files need no signature)
         self._store = store
         self._credentials = credentials
         self._interval = interval
@@ -195,6 +199,10 @@ class FileSource:
             for key in kept_by_broken[name]:
                 self._store.reject(key, reason, source=str(self.path))
         for config in snap.configs.values():
+            problems = [] if self._policy is None else trust.policy_problems(config, self._policy)
+            if problems:
+                self._store.reject(config.key, describe(problems), source=str(self.path))
+                continue
             self._store.apply(config, source=str(self.path))
         for key, reason in snap.rejected.items():
             self._store.reject(key, reason, source=str(self.path))

@@ -95,8 +95,8 @@ async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[st
     config = GatewaySettings(host="127.0.0.1", port=0, config_path=str(folder), seed=1234,
                              poll_interval=3600.0, **settings)
     store = ConfigStore(config.default_namespace)
-    creds = Credentials(env, config.allow_env_keys)
-    source = FileSource(folder, store, creds, config.poll_interval)
+    creds = Credentials(env, config.policy.env_names())
+    source = FileSource(folder, store, creds, config.poll_interval, config.policy)
     app = create_app(config, store, creds, registry.adapter_for, [source],
                      cooldown_clock=cooldown_clock)
     runner = GatewayRunner(app, handler_cancellation=True, shutdown_timeout=2.0)

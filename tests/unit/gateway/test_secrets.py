@@ -24,7 +24,7 @@ def test_env_allow_list_refuses_other_names_without_leaking() -> None:
     assert creds.resolve("x", ApiKeyRef(env_var="OPENAI_API_KEY")) is not None
     with pytest.raises(errors.MissingCredential) as info:
         creds.resolve("x", ApiKeyRef(env_var="PLATFORM_KEY"), target="t")
-    assert "allow-env-keys" in info.value.message
+    assert "allowed-env-keys" in info.value.message
     assert "sk-platform" not in str(info.value)
 
 

@@ -2,8 +2,8 @@
 
 Kopf's `labels=` handler filters are client-side; only `settings.watching.label_selectors`
 reaches the API server (Kopf puts it into the `labelSelector` query parameter of both the
-initial list and the watch). This test pins that the selector applies to Secrets and
-only to Secrets.
+initial list and the watch). This test pins that Secrets are selected by the credential
+label and ConfigMaps (watched for drift repair) by the operator's managed-by label.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def test_secrets_are_listed_and_watched_by_label_only() -> None:
         "switchyard.dev", "v1alpha1", "gatewayendpoints", kind="GatewayEndpoint", namespaced=True
     )
     assert list(selectors.collect(secrets)) == ["switchyard.dev/credential=true"]
-    assert list(selectors.collect(configmaps)) == []
+    assert list(selectors.collect(configmaps)) == [
+        "app.kubernetes.io/managed-by=switchyard-operator"
+    ]
     assert list(selectors.collect(endpoints)) == []
 
 

@@ -34,3 +34,17 @@ def test_env_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.standalone is True
     assert args.liveness_port == 9100
     assert operator_cmd._split(args.namespaces) == ["a", "b"]
+
+
+def test_signing_secret_flag() -> None:
+    assert _parse().signing_secret == "switchyard-signing-key"
+    assert operator_cmd.secret_ref("switchyard-signing-key", "sy") == (
+        "sy", "switchyard-signing-key")
+    assert operator_cmd.secret_ref("platform/key", "sy") == ("platform", "key")
+
+
+def test_a_bare_env_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not bound to hosts, a platform key could be sent anywhere: refuse to start."""
+    args = _parse("--allowed-env-keys", "OPENAI_API_KEY", "--kubeconfig", "/nonexistent")
+    assert operator_cmd.run(args) == 2
+    assert "OPENAI_API_KEY=api.example.com" in capsys.readouterr().err

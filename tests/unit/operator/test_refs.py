@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from switchyard_operator import refs
+from typing import Any
+
+import pytest
+
+from switchyard_operator import apply, refs
 from tests.unit.operator.helpers import AB_SPLIT, manifest
 
 LABELLED = refs.SecretState(refs.Found.LABELLED, frozenset({"api-key"}))
@@ -55,3 +59,22 @@ def test_missing_unlabelled_and_missing_key() -> None:
 def test_unknown_keys_are_assumed_present() -> None:
     states = {"openai-key": refs.SecretState(refs.Found.LABELLED, None), "anthropic-key": LABELLED}
     assert refs.resolve("team-a", refs.secret_refs(AB_SPLIT["spec"]), states) == []
+
+
+@pytest.mark.parametrize("name", ["../../team-b/secrets/b-key", "team-b/b-key", "..", "A",
+                                  "a" * 254, "", "a..b", "-a", "a%2Fb"])
+def test_a_path_is_not_a_secret_name(name: str) -> None:
+    assert not refs.valid_name(name)
+
+
+async def test_an_invalid_name_is_never_looked_up() -> None:
+    """Defence in depth behind the CRD pattern: no API path is built from such a name."""
+
+    class NoRequests:
+        async def request(self, *args: object, **kwargs: object) -> object:
+            raise AssertionError(f"request sent: {args}")
+
+    client: Any = NoRequests()
+    state = await apply.secret_state(client, "team-a", "../../team-b/secrets/b")
+    assert state == refs.SecretState(refs.Found.MISSING)
+    assert refs.valid_name("openai-key.v2")

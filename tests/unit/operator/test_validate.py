@@ -1,11 +1,12 @@
-"""validate.py: the CRD rules again plus the platform's allow-lists."""
+"""validate.py: the CRD rules again plus the platform's policy (`switchyard_schema.policy`)."""
 
 from __future__ import annotations
 
 from switchyard_operator import validate
+from switchyard_schema.policy import PlatformPolicy
 from tests.unit.operator.helpers import manifest
 
-OPEN = validate.Policy.from_lists([], ["OPENAI_KEY"])
+OPEN = PlatformPolicy.parse("", "OPENAI_KEY=api.openai.com")
 
 
 def test_valid_manifest_with_open_policy() -> None:
@@ -23,31 +24,41 @@ def test_schema_problem_is_reported_with_its_path() -> None:
 
 
 def test_base_url_outside_allow_list() -> None:
-    policy = validate.Policy.from_lists(["api.internal", "*.svc.cluster.local"], ["OPENAI_KEY"])
+    policy = PlatformPolicy.parse(
+        "api.internal,*.svc.cluster.local", "OPENAI_KEY=api.openai.com"
+    )
     assert validate.check(manifest(), policy) == ([], [])
     obj = manifest()
     obj["spec"]["fallbacks"][0]["baseUrl"] = "https://evil.example.com/v1"
     _, problems = validate.check(obj, policy)
     assert [p.path for p in problems] == ["spec.fallbacks[0].baseUrl"]
     message = problems[0].message
-    assert "'evil.example.com' is not in the operator's allowed baseUrl hosts" in message
+    assert "'evil.example.com' (port 443) is not in the platform's allowed baseUrl hosts" in message
     assert "*.svc.cluster.local" in problems[0].message
 
 
-def test_wildcard_matches_subdomains_only() -> None:
-    allowed = frozenset({"*.example.com"})
-    assert validate.host_allowed("a.example.com", allowed)
-    assert validate.host_allowed("A.B.Example.com.", allowed)
-    assert not validate.host_allowed("example.com.evil.org", allowed)
-    assert not validate.host_allowed("badexample.com", allowed)
-    assert validate.host_allowed("anything", frozenset())
-
-
 def test_env_var_needs_the_allow_list() -> None:
-    _, problems = validate.check(manifest(), validate.Policy())
+    _, problems = validate.check(manifest(), PlatformPolicy())
     assert [p.path for p in problems] == ["spec.fallbacks[1].apiKey.envVar"]
-    assert "'OPENAI_KEY' is not in the operator's allowed env keys (none are allowed)" in str(
+    assert "'OPENAI_KEY' is not in the platform's allowed env keys (none are allowed)" in str(
         problems[0]
     )
-    _, problems = validate.check(manifest(), validate.Policy.from_lists([], ["OTHER"]))
+    _, problems = validate.check(manifest(), PlatformPolicy.parse("", "OTHER=api.openai.com"))
     assert "(OTHER)" in problems[0].message
+
+
+def test_env_key_exfiltration_to_own_base_url_is_a_policy_violation() -> None:
+    """The attack of issue 14: an allowed env key, sent to a host the tenant chose."""
+    obj = manifest()
+    obj["spec"]["fallbacks"][1]["baseUrl"] = "http://127.0.0.1:9999/v1"
+    _, problems = validate.check(obj, OPEN)
+    assert [p.path for p in problems] == ["spec.fallbacks[1].apiKey.envVar"]
+    assert "'OPENAI_KEY' is bound to api.openai.com" in problems[0].message
+    assert "127.0.0.1:9999" in problems[0].message
+
+
+def test_secret_name_traversal_is_a_schema_problem() -> None:
+    obj = manifest()
+    obj["spec"]["trafficSplit"][0]["apiKey"]["secretKeyRef"]["name"] = "../../team-b/secrets/b"
+    schema, _ = validate.check(obj, OPEN)
+    assert [p.path for p in schema] == ["spec.trafficSplit[0].apiKey.secretKeyRef.name"]
