@@ -120,6 +120,12 @@ async def test_secret_name_traversal_reads_no_other_namespace(
     api.objects[team_b] = secret("b-key", LABEL)
     state = await apply.secret_state(client, "team-a", "../../team-b/secrets/b-key")
     assert state.found is refs.Found.MISSING
+    # The name guard (`refs.valid_name`) refuses it before any request; were it bypassed,
+    # the path builder would still keep it one escaped segment in team-a (next test).
+    assert api.seen == []
+    with pytest.raises(kubeclient.NotFound):  # no such Secret in team-a; team-b untouched
+        await client.request("GET", paths.object_path(
+            "v1", "secrets", "../../team-b/secrets/b-key", namespace="team-a"))
     assert [s.raw_path for s in api.seen] == [
         "/api/v1/namespaces/team-a/secrets/..%2F..%2Fteam-b%2Fsecrets%2Fb-key"
     ]
