@@ -81,6 +81,15 @@ def error_fields(data: object) -> tuple[str, str | None, str]:
     )
 
 
+def error_param(data: object) -> str | None:
+    """The `param` of an OpenAI-style error body (the request field at fault), if any."""
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    param = (error if isinstance(error, dict) else data).get("param")
+    return param if isinstance(param, str) else None
+
+
 def has_content(chunk: dict[str, Any]) -> bool:
     """True when a chat/completions chunk carries text, a refusal or a tool call."""
     choices = chunk.get("choices")
@@ -223,9 +232,11 @@ class OpenAIAdapter:
         self, target: CompiledTarget, status: int, headers: Mapping[str, str], raw: bytes
     ) -> UpstreamError:
         """Status table of `upstream_errors`, with OpenAI's type/code/message."""
-        error_type, code, message = error_fields(upstream_errors.load_json(raw))
+        data = upstream_errors.load_json(raw)
+        error_type, code, message = error_fields(data)
         return upstream_errors.upstream_error(
-            target, status, headers, error_type=error_type, code=code, message=message
+            target, status, headers, error_type=error_type, code=code, message=message,
+            param=error_param(data),
         )
 
     def stream_translator(self, target: CompiledTarget, task: Task) -> OpenAIStreamTranslator:

@@ -68,6 +68,14 @@ class Cooldowns:
         state.probing = True
         return True
 
+    def claimable(self, key: BreakerKey, within: float) -> bool:
+        """Will this target let a request through `within` seconds from now, as far as
+        is known now? (A same-target retry waits only when it will be let through.)"""
+        state = self._states.get(key)
+        if state is None or state.open_until == 0.0:
+            return True
+        return not state.probing and state.open_until <= self._clock() + within
+
     def rate_limited(self, key: BreakerKey) -> bool:
         """True when the target's breaker last opened on a rate limit (429)."""
         state = self._states.get(key)
