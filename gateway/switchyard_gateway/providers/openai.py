@@ -114,12 +114,15 @@ def has_content(chunk: dict[str, Any]) -> bool:
 class OpenAIStreamTranslator:
     """Passes an OpenAI-format SSE stream through, frame by frame, checking it on the way."""
 
-    __slots__ = ("_decoder", "_done", "_target", "usage")
+    __slots__ = ("_decoder", "_done", "_finished", "_started", "_target", "usage")
 
     def __init__(self, target: CompiledTarget) -> None:
         self._target = target
         self._decoder = sse.SseDecoder()
         self._done = False
+        #: Choice indexes seen, and those that carried a `finish_reason`.
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
@@ -127,8 +130,14 @@ class OpenAIStreamTranslator:
         return self._translate(self._decoder.feed(chunk))
 
     def finish(self) -> list[StreamEvent]:
-        """The last frames; raises `UpstreamServerError` if `[DONE]` never came."""
+        """The last frames; raises `UpstreamServerError` if `[DONE]` never came, unless
+        every choice carried its `finish_reason`: a stream that said it was finished and
+        then ended cleanly is complete (some servers never send `[DONE]`), and the caller
+        gets the `[DONE]` it waits for."""
         events = self._translate(self._decoder.finish())
+        if not self._done and self._finished and self._finished >= self._started:
+            self._done = True
+            events.append(StreamEvent(sse.DONE_FRAME))
         if not self._done:
             raise UpstreamServerError(
                 "upstream stream ended before [DONE]", target=self._target.name, upstream_status=200
@@ -150,8 +159,21 @@ class OpenAIStreamTranslator:
                 raise self._in_band_error(chunk)
             if chunk.get("usage"):
                 self.usage = usage_of(chunk["usage"])
+            self._note_finish(chunk)
             out.append(StreamEvent(sse.encode(data), has_content(chunk)))
         return out
+
+    def _note_finish(self, chunk: dict[str, Any]) -> None:
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return
+        for choice in choices:
+            if isinstance(choice, dict):
+                index = choice.get("index", 0)
+                index = index if isinstance(index, int) else 0
+                self._started.add(index)
+                if choice.get("finish_reason"):
+                    self._finished.add(index)
 
     def _in_band_error(self, chunk: dict[str, Any]) -> UpstreamError:
         error_type, code, _ = error_fields(chunk)

@@ -55,6 +55,9 @@ class RequestTrace:
     stream: bool = False
     #: The client hung up before the answer was complete (accounted as status 499).
     client_closed: bool = False
+    #: A committed stream broke after content was sent: the failure kind (`timeout`,
+    #: `connectionError`, `serverError`, `rateLimit`), for the access log and metrics.
+    broken: str | None = None
 
     @property
     def sent(self) -> int:
@@ -174,11 +177,19 @@ class Router:
             trace.first_token_seconds = time.perf_counter() - started
             key = (call.endpoint.key, target.identity)
             return CommittedStream(target, head, upstream, walk_deadline,
-                                   lambda exc: self._broken(call, key, exc))
+                                   lambda exc: self._broken(call, trace, key, exc))
         return await self._walk(call, trace, sticky_key, attempt)
 
-    def _broken(self, call: Call, key: BreakerKey, exc: errors.UpstreamError) -> None:
+    def _broken(self, call: Call, trace: RequestTrace, key: BreakerKey,
+                exc: errors.UpstreamError) -> None:
+        """A committed stream failed: the served attempt's record takes the failure's kind
+        (it was recorded "ok" at the commit), so the access log and metrics tell a cut
+        answer from a complete one; the breaker counts it like any failure."""
         self._scrub(exc)
+        trace.broken = _outcome(exc)
+        if trace.attempts:
+            trace.attempts[-1] = dataclasses.replace(
+                trace.attempts[-1], outcome=trace.broken, message=errors.cut(exc.message, 200))
         if policy.trips_breaker(exc):
             self._cooldowns.failure(key, call.endpoint.policy, exc.retry_after,
                                     isinstance(exc, errors.RateLimited))
