@@ -159,11 +159,16 @@ class OpenAIStreamTranslator:
                 raise self._in_band_error(chunk)
             if chunk.get("usage"):
                 self.usage = usage_of(chunk["usage"])
-            self._note_finish(chunk)
-            out.append(StreamEvent(sse.encode(data), has_content(chunk)))
+            content = has_content(chunk)
+            if not content:  # finish chunks carry no content; content chunks pay nothing
+                self._note_finish(chunk)
+            out.append(StreamEvent(sse.encode(data), content))
         return out
 
     def _note_finish(self, chunk: dict[str, Any]) -> None:
+        """Remember which choices started (role chunk) and which finished, from a chunk
+        without content. A server that sends its finish_reason only together with content
+        is not recognised, and its stream without `[DONE]` stays broken (the safe side)."""
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return

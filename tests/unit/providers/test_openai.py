@@ -107,7 +107,9 @@ def test_stream_with_finish_reason_that_ends_cleanly_without_done_is_complete() 
 
 def test_stream_with_one_of_two_choices_finished_is_still_broken() -> None:
     translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
-    translator.feed(b'data: {"choices":[{"index":0,"delta":{"content":"a"}},'
+    translator.feed(b'data: {"choices":[{"index":0,"delta":{"role":"assistant"}},'
+                    b'{"index":1,"delta":{"role":"assistant"}}]}\n\n'
+                    b'data: {"choices":[{"index":0,"delta":{"content":"a"}},'
                     b'{"index":1,"delta":{"content":"b"}}]}\n\n'
                     b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
     with pytest.raises(UpstreamServerError, match="DONE"):
