@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from switchyard_gateway import errors
+from switchyard_gateway import errors, redaction
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse
 from switchyard_gateway.routing.attempts import AttemptRunner, Call
@@ -152,3 +152,22 @@ async def test_context_length_with_no_larger_candidate_returns_the_providers_err
         await _router(runner).complete(Call(endpoint, {}, "r"), RequestTrace("r"))
     assert info.value.provider_code == "context_length_exceeded"
     assert runner.names == ["a"]
+
+
+async def test_provider_error_type_code_and_param_are_scrubbed_of_keys() -> None:
+    """The provider's `type`, `code` and `param` now reach the caller: a provider that
+    echoes the key (or half of it) in them leaks nothing, as with the message."""
+    key = "sk-live-0123456789abcdefXYZ"
+    fault = errors.CallerFault(f"bad key {key}", upstream_status=400,
+                               provider_type=f"invalid_{key}", provider_code=key[:14],
+                               provider_param=f"messages[{key[6:20]}]")
+    runner = ScriptedRunner(a=[fault], b=[], c=[])
+    router = Router(cast(AttemptRunner, runner), Cooldowns(), random.Random(1),
+                    redactor=lambda: redaction.Redactor((key,)))
+    with pytest.raises(errors.CallerFault) as info:
+        await router.complete(Call(_endpoint(FAST), {}, "r"), RequestTrace("r"))
+    raised = info.value
+    fields = (raised.message, raised.provider_type, raised.provider_code, raised.provider_param)
+    for text in fields:
+        assert text is not None and "[REDACTED]" in text
+        assert not any(key[i:i + 8] in text for i in range(len(key) - 7))
