@@ -182,7 +182,8 @@ class MissingCredential(ProviderAuthError):
 class CallerFault(UpstreamError):
     """The provider rejected the request as the caller's fault (400, 413, 422).
 
-    Passed through to the caller with the provider's status; never falls back.
+    Passed through to the caller with the provider's status, message, type, code and
+    param; never retried, never falls back (`ContextLengthExceeded` may, when named).
     """
 
     status = 400
