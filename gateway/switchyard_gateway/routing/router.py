@@ -3,8 +3,8 @@
 Called by the HTTP layer with a resolved `CompiledEndpoint` and the parsed body. The order
 of candidates is: the split target (weighted, or sticky by caller key), then every
 fallback in its listed order, skipping any whose identity was already tried in this
-request. A candidate in cooldown is skipped without an attempt. A 429, 5xx or connection
-failure is first retried on the same target (`policy.retry`: backoff with jitter, or the
+request. A candidate in cooldown is skipped without an attempt. A 429, an HTTP 5xx or a
+reset before the answer is first retried on the same target (`policy.retry`: backoff with jitter, or the
 provider's Retry-After when short, within the deadline; `_retry`), each retry an attempt
 of its own. Then each attempt that fails with a kind the policy names moves on to the next
 candidate; a caller fault is returned at once (except `contextLength` when the policy
@@ -34,7 +34,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from switchyard_gateway import errors, redaction
+from switchyard_gateway import errors, redaction, transport
 from switchyard_gateway.config import compiled
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
@@ -127,8 +127,6 @@ class _Walk:
 
 Redactors = Callable[[], redaction.Redactor]
 
-#: Failures retried on the same target (`Router._retry`).
-_RETRYABLE = (errors.RateLimited, errors.UpstreamServerError, errors.UpstreamConnectionError)
 #: Added to a provider's Retry-After before the retry, so the breaker it opened is over.
 _RETRY_AFTER_SLACK = 0.01
 #: Provider error type/code/param are identifiers: anything longer is cut.
@@ -278,16 +276,17 @@ class Router:
                      retries: int) -> bool:
         """Wait and return True when the failed target is worth another attempt now.
 
-        Retried: a 429, a 5xx (or broken answer) and a connection failure, up to
-        `retry_max` times, after the provider's Retry-After when it is at most
-        `retry_max_wait`, else after a jittered, doubling backoff; never past the request
-        deadline. Not retried: timeouts (the attempt already used its whole timeout; the
-        next candidate is a better use of what is left), auth failures, caller faults.
+        Retried (`_retryable`): a 429, an HTTP 5xx and a connection the provider closed
+        before its answer began, up to `retry_max` times, after the provider's Retry-After
+        when it is at most `retry_max_wait`, else after a jittered, doubling backoff; never
+        past the request deadline. Not retried: timeouts (the attempt already used its
+        whole timeout; the next candidate is a better use of what is left), auth failures,
+        caller faults, and the other failures `_retryable` names.
         The breaker has the last word: a failure that tripped it (or a probe in flight
         from another request) moves the request on instead.
         """
         policy_ = walk.call.endpoint.policy
-        if retries >= policy_.retry_max or not isinstance(exc, _RETRYABLE):
+        if retries >= policy_.retry_max or not _retryable(exc):
             return False
         backoff = policy_.retry_backoff * 2 ** retries * (0.5 + 0.5 * self._rng.random())
         wait = backoff
@@ -342,6 +341,25 @@ class Router:
         if rate_limited and exc.retry_after is not None:
             walk.retry_afters.append(exc.retry_after)
         return policy.falls_back(walk.call.endpoint.policy, exc)
+
+
+def _retryable(exc: errors.UpstreamError) -> bool:
+    """Is this failure a blip that the same target may well not repeat?
+
+    Yes: a rate limit; a 5xx the provider answered with; a connection the provider
+    closed before its answer began (a reset before the headers). No: a connection that
+    could not be opened (refused, DNS, TLS, connect timeout, a refused address: nothing
+    reached the provider, and the cause rarely passes in a quarter second); a 200 that
+    then broke or sent something unparseable or oversized (an answer was under way; more
+    of the same is likely); anything else.
+    """
+    if isinstance(exc, errors.RateLimited):
+        return True
+    if isinstance(exc, errors.UpstreamServerError):
+        return exc.upstream_status is not None and exc.upstream_status >= 500
+    if isinstance(exc, errors.UpstreamConnectionError):
+        return isinstance(exc.__cause__, transport.ConnectionClosed)
+    return False
 
 
 def _too_small(walk: _Walk, target: CompiledTarget) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from switchyard_gateway import errors, redaction
+from switchyard_gateway import errors, redaction, transport
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse
 from switchyard_gateway.routing.attempts import AttemptRunner, Call
@@ -171,3 +171,27 @@ async def test_provider_error_type_code_and_param_are_scrubbed_of_keys() -> None
     for text in fields:
         assert text is not None and "[REDACTED]" in text
         assert not any(key[i:i + 8] in text for i in range(len(key) - 7))
+
+
+def _caused(error: errors.UpstreamError, cause: BaseException) -> errors.UpstreamError:
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(("error", "retried"), [
+    (_caused(errors.UpstreamConnectionError("reset"), transport.ConnectionClosed()), True),
+    (_caused(errors.UpstreamConnectionError("refused"),
+             transport.ConnectError("h", 443, ConnectionRefusedError())), False),
+    (_caused(errors.UpstreamConnectionError("cut"), transport.BodyCutOff()), False),
+    (errors.UpstreamServerError("upstream answered 503", upstream_status=503), True),
+    (errors.UpstreamServerError("upstream sent a malformed stream event", upstream_status=200),
+     False),
+    (errors.UpstreamServerError("the provider's answer is broken"), False),
+])
+async def test_only_blips_are_retried(error: errors.UpstreamError, retried: bool) -> None:
+    """A reset before the answer and an HTTP 5xx are retried; a connection never opened
+    (nothing reached the provider; a refused address must never be retried) and a 200
+    that broke are not: the fallback is the better bet."""
+    runner = ScriptedRunner(a=[error], b=[], c=[])
+    await _router(runner).complete(Call(_endpoint(FAST), {}, "r"), RequestTrace("r"))
+    assert runner.names == (["a", "a"] if retried else ["a", "b"])
