@@ -1,18 +1,19 @@
 """The router: choose a traffic-split target, then walk the fallbacks in order.
 
-Called by the HTTP layer with a resolved `CompiledEndpoint` and the parsed body. The order
-of candidates is: the split target (weighted, or sticky by caller key), then every
+Called by the HTTP layer with a resolved `CompiledEndpoint` and the parsed body. The
+order of candidates is: the split target (weighted, or sticky by caller key), then every
 fallback in its listed order, skipping any whose identity was already tried in this
 request. A candidate in cooldown is skipped without an attempt. A 429, an HTTP 5xx or a
-reset before the answer is first retried on the same target (`policy.retry`: backoff with jitter, or the
-provider's Retry-After when short, within the deadline; `_retry`), each retry an attempt
-of its own. Then each attempt that fails with a kind the policy names moves on to the next
-candidate; a caller fault is returned at once (except `contextLength` when the policy
-names it: then candidates whose declared context window is no larger are skipped); any
-other failure ends the walk. `policy.requestTimeoutSeconds` bounds the whole
-walk. The outcome of every attempt is written to the request's `RequestTrace`, which the
-HTTP layer turns into headers, metrics and the access log. Every failed attempt's message
-is scrubbed of key material and then cut (`redaction`) here, before anything else sees it.
+reset before the answer is first retried on the same target (`policy.retry`: backoff
+with jitter, or the provider's Retry-After when short, within the deadline; `_retry`),
+each retry an attempt of its own. Then each attempt that fails with a kind the policy
+names moves on to the next candidate; a caller fault is returned at once (except
+`contextLength` when the policy names it: then candidates whose declared context window
+is no larger are skipped); any other failure ends the walk.
+`policy.requestTimeoutSeconds` bounds the whole walk. The outcome of every attempt is
+written to the request's `RequestTrace`, which the HTTP layer turns into headers,
+metrics and the access log. Every failed attempt's message is scrubbed of key material
+and then cut (`redaction`) here, before anything else sees it.
 
 The final failure: 429 when every candidate reached was unavailable because of rate
 limits (rate limited now, or skipped while cooling down from an earlier 429), with
