@@ -182,7 +182,8 @@ class MissingCredential(ProviderAuthError):
 class CallerFault(UpstreamError):
     """The provider rejected the request as the caller's fault (400, 413, 422).
 
-    Passed through to the caller with the provider's status; never falls back.
+    Passed through to the caller with the provider's status, message, type, code and
+    param; never retried, never falls back (`ContextLengthExceeded` may, when named).
     """
 
     status = 400
@@ -190,10 +191,27 @@ class CallerFault(UpstreamError):
     code = "upstream_rejected_request"
 
     def __init__(
-        self, message: str, *, upstream_status: int, target: str = "", body: bytes = b""
+        self, message: str, *, upstream_status: int, target: str = "", body: bytes = b"",
+        provider_type: str | None = None, provider_code: str | None = None,
+        provider_param: str | None = None,
     ) -> None:
         super().__init__(message, target=target, upstream_status=upstream_status)
         self.body = body
+        #: The provider's own error `type`, `code` and `param`, passed to the caller (the
+        #: router scrubs them of key material like the message): the caller needs
+        #: `context_length_exceeded` or `content_policy_violation`, not a generic code.
+        self.provider_type = provider_type
+        self.provider_code = provider_code
+        self.provider_param = provider_param
+
+
+class ContextLengthExceeded(CallerFault):
+    """The provider said the prompt is over the model's context window, in a structured
+    field (OpenAI's `code: context_length_exceeded`). A caller fault that may fall back,
+    but only when `policy.fallbackOn` names `contextLength`: a larger model can serve it."""
+
+    code = "context_length_exceeded"
+    kind = FailureKind.CONTEXT_LENGTH
 
 
 class StreamBroken(UpstreamError):

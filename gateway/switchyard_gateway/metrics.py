@@ -58,6 +58,9 @@ class GatewayMetrics:
         self.fallbacks = Counter("switchyard_fallbacks", "Requests served by, or failed on, "
                                  "a target other than the first one tried",
                                  ["endpoint", "target", "outcome"], registry=r)
+        self.broken_streams = Counter("switchyard_streams_broken", "Streams cut after "
+                                      "content was sent, by endpoint, target and failure kind",
+                                      ["endpoint", "target", "reason"], registry=r)
         self.latency = Histogram("switchyard_request_duration_seconds", "Whole request time",
                                  ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
         self.upstream = Histogram("switchyard_upstream_duration_seconds", "Time of the "
@@ -164,10 +167,13 @@ class GatewayMetrics:
         child = self._child
         child(self.requests, endpoint, trace.target or "-", str(status)).inc()
         child(self.latency, endpoint).observe(seconds)
-        for i, attempt in enumerate(attempts):
+        first = attempts[0].target if attempts else ""
+        for attempt in attempts:
             child(self.attempts, endpoint, attempt.target, attempt.outcome).inc()
-            if i > 0:
+            if attempt.target != first:  # a same-target retry is not a fallback
                 child(self.fallbacks, endpoint, attempt.target, attempt.outcome).inc()
+        if trace.broken is not None:
+            child(self.broken_streams, endpoint, trace.target or "-", trace.broken).inc()
         if not attempts or attempts[-1].outcome != "ok":
             return
         target = attempts[-1].target
@@ -281,7 +287,10 @@ def access_line(trace: RequestTrace, *, method: str, path: str, status: int,
         "method": method,
         "path": path,
         "status": status,
-        "outcome": "client_closed" if trace.client_closed else "ok" if status < 400 else "error",
+        "outcome": "client_closed" if trace.client_closed
+        else "stream_broken" if trace.broken is not None
+        else "ok" if status < 400 else "error",
+        "reason": trace.broken,
         "endpoint": trace.endpoint or None,
         "target": trace.target or None,
         "attempts": [

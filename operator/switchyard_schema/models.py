@@ -47,6 +47,10 @@ class FailureKind(enum.StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connectionError"
     PROVIDER_AUTH = "providerAuth"
+    #: The provider said the prompt is over the model's context window (OpenAI's
+    #: `context_length_exceeded`). Not in the default `fallbackOn`: it is the caller's
+    #: request, and only a target with a larger window can serve it.
+    CONTEXT_LENGTH = "contextLength"
 
 
 class _Model(BaseModel):
@@ -85,6 +89,7 @@ class TargetSpec(_Model):
     base_url: str | None = None
     api_key: ApiKeyRef | None = None
     azure: AzureSettings | None = None
+    context_window: int | None = None
 
 
 class SplitTargetSpec(TargetSpec):
@@ -100,6 +105,15 @@ class CooldownPolicy(_Model):
     failure_threshold: int = 3
     seconds: int = 30
     max_seconds: int = 300
+    max_probe_interval_seconds: int = 30
+
+
+class RetryPolicy(_Model):
+    """Same-target retries before moving on to the next fallback (docs/routing.md)."""
+
+    max_retries: int = 1
+    backoff_milliseconds: int = 250
+    max_retry_after_seconds: int = 5
 
 
 class StickyPolicy(_Model):
@@ -111,16 +125,21 @@ class StickyPolicy(_Model):
 
 
 ALL_FAILURE_KINDS: tuple[FailureKind, ...] = tuple(FailureKind)
+#: `policy.fallbackOn` when not given: every kind but `contextLength`.
+DEFAULT_FALLBACK_ON: tuple[FailureKind, ...] = tuple(
+    k for k in FailureKind if k is not FailureKind.CONTEXT_LENGTH
+)
 
 
 class Policy(_Model):
     """Routing policy; every field defaulted."""
 
-    fallback_on: tuple[FailureKind, ...] = ALL_FAILURE_KINDS
+    fallback_on: tuple[FailureKind, ...] = DEFAULT_FALLBACK_ON
     attempt_timeout_seconds: int = 60
     request_timeout_seconds: int = 120
     stream_idle_timeout_seconds: int = 30
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     sticky: StickyPolicy = Field(default_factory=StickyPolicy)
     max_in_flight: int = 0
 
@@ -143,6 +162,9 @@ class Target(_Model):
     base_url: str | None = None
     api_key: ApiKeyRef | None = None
     azure: AzureSettings | None = None
+    #: The model's context window in tokens, when declared: after a `contextLength`
+    #: failure, fallbacks known to be no larger are skipped.
+    context_window: int | None = None
 
 
 class SplitTarget(Target):

@@ -190,3 +190,40 @@ async def test_cli_process(session: aiohttp.ClientSession) -> None:
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_no_done_sends_everything_but_the_terminator(
+    session: aiohttp.ClientSession, fake: FakeOpenAI
+) -> None:
+    fake.script.push(Fault.NO_DONE)
+    status, _, body = await chat(session, fake, STREAM)
+    assert status == 200
+    assert b'"finish_reason":"stop"' in body and b"[DONE]" not in body
+
+
+async def test_stall_pauses_mid_stream_then_finishes(
+    session: aiohttp.ClientSession, fake: FakeOpenAI
+) -> None:
+    fake.script.push(Behaviour(Fault.STALL, after_frames=2, hang_seconds=0.3))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, _, body = await chat(session, fake, STREAM)
+    assert status == 200 and body.endswith(b"data: [DONE]\n\n")
+    assert loop.time() - started >= 0.3
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "param"),
+    [
+        (Fault.CONTEXT_LENGTH, "context_length_exceeded", "messages"),
+        (Fault.CONTENT_FILTER, "content_policy_violation", "prompt"),
+    ],
+)
+async def test_structured_400s(
+    session: aiohttp.ClientSession, fake: FakeOpenAI, fault: Fault, code: str, param: str
+) -> None:
+    fake.script.push(fault)
+    status, _, body = await chat(session, fake)
+    error = orjson.loads(body)["error"]
+    assert (status, error["code"], error["param"]) == (400, code, param)
+    assert fake.requests[-1].at > 0

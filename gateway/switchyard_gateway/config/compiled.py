@@ -29,6 +29,8 @@ class CompiledTarget:
     #: provider, model, baseUrl and key reference: equal identities are the same upstream,
     #: so a fallback repeating a split target is skipped if that target was tried.
     identity: tuple[str, str, str, str]
+    #: Declared context window in tokens (None: unknown), for `contextLength` fallbacks.
+    context_window: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,6 +45,10 @@ class CompiledPolicy:
     cooldown_failure_threshold: int
     cooldown_seconds: float
     cooldown_max_seconds: float
+    cooldown_max_probe_interval: float
+    retry_max: int
+    retry_backoff: float  # seconds
+    retry_max_wait: float  # the longest Retry-After waited for on the same target
     sticky_enabled: bool
     sticky_header: str
     sticky_use_user_field: bool
@@ -106,6 +112,7 @@ def compile_target(target: Target, weight: int = 0) -> CompiledTarget:
         azure_api_version=target.azure.api_version if target.azure else None,
         weight=weight,
         identity=_identity(target),
+        context_window=target.context_window,
     )
 
 
@@ -121,6 +128,10 @@ def compile_endpoint(config: EndpointConfig) -> CompiledEndpoint:
         cooldown_failure_threshold=p.cooldown.failure_threshold,
         cooldown_seconds=float(p.cooldown.seconds),
         cooldown_max_seconds=float(p.cooldown.max_seconds),
+        cooldown_max_probe_interval=float(p.cooldown.max_probe_interval_seconds),
+        retry_max=p.retry.max_retries,
+        retry_backoff=p.retry.backoff_milliseconds / 1000.0,
+        retry_max_wait=float(p.retry.max_retry_after_seconds),
         sticky_enabled=p.sticky.enabled,
         sticky_header=p.sticky.header.lower(),
         sticky_use_user_field=p.sticky.use_user_field,

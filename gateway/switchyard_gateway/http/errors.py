@@ -47,7 +47,8 @@ def _seconds(value: float) -> str:
 def render(exc: errors.GatewayError) -> web.Response:
     """The response for a gateway error."""
     headers: dict[str, str] = {}
-    status, type_, extra = exc.status, exc.type, None
+    status, type_, code = exc.status, exc.type, exc.code
+    extra: dict[str, Any] | None = None
     if isinstance(exc, errors.AllAttemptsFailed):
         status = exc.final_status
         type_ = "rate_limit_error" if status == 429 else "server_error"
@@ -59,14 +60,19 @@ def render(exc: errors.GatewayError) -> web.Response:
         if exc.retry_after is not None:
             headers["retry-after"] = _seconds(exc.retry_after)
     elif isinstance(exc, errors.CallerFault):
+        # The provider's own type, code and param (scrubbed by the router), so a caller
+        # sees `context_length_exceeded` or `content_policy_violation`, not a generic code.
         status = exc.upstream_status or 400
+        type_ = exc.provider_type or exc.type
+        code = exc.provider_code or exc.code
+        extra = {"param": exc.provider_param}
     elif isinstance(exc, errors.Overloaded):
         headers["retry-after"] = _seconds(exc.retry_after)
     elif isinstance(exc, errors.UpstreamError):  # not expected outside the router
         status = 502 if exc.status in (401, 403) else exc.status
         if exc.retry_after is not None:
             headers["retry-after"] = _seconds(exc.retry_after)
-    return error_response(status, exc.message, type_, exc.code, extra, headers)
+    return error_response(status, exc.message, type_, code, extra, headers)
 
 
 def from_http_exception(exc: web.HTTPException) -> web.Response:

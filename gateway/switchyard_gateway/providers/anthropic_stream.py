@@ -13,7 +13,9 @@ attempt runner. Event mapping:
 - `ping`, `content_block_stop` and unknown event types -> nothing (forward compatible);
 - `error` -> raises the mapped `UpstreamError` (`overloaded_error` -> server error), so
   an error before any content still lets the router fall back.
-A stream that ends before `message_stop` raises `UpstreamServerError` from `finish`.
+A stream that ends before `message_stop` raises `UpstreamServerError` from `finish`,
+unless a `message_delta` already carried the stop reason: that answer is complete, and
+`finish` sends the finish chunk and `[DONE]` as `message_stop` would have.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class AnthropicStreamTranslator:
     def finish(self) -> list[StreamEvent]:
         """The last frames; raises `UpstreamServerError` if `message_stop` never came."""
         events = self._translate(self._decoder.finish())
+        if not self._done and self._stop_reason is not None:
+            events.extend(self._message_stop({}))
         if not self._done:
             raise UpstreamServerError(
                 "upstream stream ended before message_stop",

@@ -81,6 +81,15 @@ def error_fields(data: object) -> tuple[str, str | None, str]:
     )
 
 
+def error_param(data: object) -> str | None:
+    """The `param` of an OpenAI-style error body (the request field at fault), if any."""
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    param = (error if isinstance(error, dict) else data).get("param")
+    return param if isinstance(param, str) else None
+
+
 def has_content(chunk: dict[str, Any]) -> bool:
     """True when a chat/completions chunk carries text, a refusal or a tool call."""
     choices = chunk.get("choices")
@@ -105,12 +114,15 @@ def has_content(chunk: dict[str, Any]) -> bool:
 class OpenAIStreamTranslator:
     """Passes an OpenAI-format SSE stream through, frame by frame, checking it on the way."""
 
-    __slots__ = ("_decoder", "_done", "_target", "usage")
+    __slots__ = ("_decoder", "_done", "_finished", "_started", "_target", "usage")
 
     def __init__(self, target: CompiledTarget, limits: sse.SseLimits = sse.SSE_LIMITS) -> None:
         self._target = target
         self._decoder = sse.SseDecoder(limits)
         self._done = False
+        #: Choice indexes seen, and those that carried a `finish_reason`.
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
@@ -118,8 +130,14 @@ class OpenAIStreamTranslator:
         return self._translate(self._decoder.feed(chunk))
 
     def finish(self) -> list[StreamEvent]:
-        """The last frames; raises `UpstreamServerError` if `[DONE]` never came."""
+        """The last frames; raises `UpstreamServerError` if `[DONE]` never came, unless
+        every choice carried its `finish_reason`: a stream that said it was finished and
+        then ended cleanly is complete (some servers never send `[DONE]`), and the caller
+        gets the `[DONE]` it waits for."""
         events = self._translate(self._decoder.finish())
+        if not self._done and self._finished and self._finished >= self._started:
+            self._done = True
+            events.append(StreamEvent(sse.DONE_FRAME))
         if not self._done:
             raise UpstreamServerError(
                 "upstream stream ended before [DONE]", target=self._target.name, upstream_status=200
@@ -141,8 +159,26 @@ class OpenAIStreamTranslator:
                 raise self._in_band_error(chunk)
             if chunk.get("usage"):
                 self.usage = usage_of(chunk["usage"])
-            out.append(StreamEvent(sse.encode(data), has_content(chunk)))
+            content = has_content(chunk)
+            if not content:  # finish chunks carry no content; content chunks pay nothing
+                self._note_finish(chunk)
+            out.append(StreamEvent(sse.encode(data), content))
         return out
+
+    def _note_finish(self, chunk: dict[str, Any]) -> None:
+        """Remember which choices started (role chunk) and which finished, from a chunk
+        without content. A server that sends its finish_reason only together with content
+        is not recognised, and its stream without `[DONE]` stays broken (the safe side)."""
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return
+        for choice in choices:
+            if isinstance(choice, dict):
+                index = choice.get("index", 0)
+                index = index if isinstance(index, int) else 0
+                self._started.add(index)
+                if choice.get("finish_reason"):
+                    self._finished.add(index)
 
     def _in_band_error(self, chunk: dict[str, Any]) -> UpstreamError:
         error_type, code, _ = error_fields(chunk)
@@ -223,9 +259,11 @@ class OpenAIAdapter:
         self, target: CompiledTarget, status: int, headers: Mapping[str, str], raw: bytes
     ) -> UpstreamError:
         """Status table of `upstream_errors`, with OpenAI's type/code/message."""
-        error_type, code, message = error_fields(upstream_errors.load_json(raw))
+        data = upstream_errors.load_json(raw)
+        error_type, code, message = error_fields(data)
         return upstream_errors.upstream_error(
-            target, status, headers, error_type=error_type, code=code, message=message
+            target, status, headers, error_type=error_type, code=code, message=message,
+            param=error_param(data),
         )
 
     def stream_translator(self, target: CompiledTarget, task: Task,

@@ -15,6 +15,14 @@ The status table, beyond the fixed contract (429, 5xx/529, 401/403/404, 400/413/
   gateway's request does not suit this upstream; the caller cannot fix that, another
   target may serve.
 
+Context length: a 400 whose structured `code` is `context_length_exceeded` (OpenAI, Azure
+OpenAI, and the OpenAI-compatible servers that copy its error shape) becomes
+`ContextLengthExceeded`, which `policy.fallbackOn: [contextLength]` may send to a larger
+model. Anthropic (`invalid_request_error`, "prompt is too long: N tokens > M maximum") and
+Gemini (`INVALID_ARGUMENT`, "The input token count (N) exceeds the maximum number of tokens
+allowed (M)") name the condition only in message text, which this module never matches:
+their 400 stays a plain caller fault, passed through with the provider's type.
+
 Messages: only a `CallerFault` carries the provider's message (the router scrubs it of
 key material, then cuts it short), because the caller needs it to fix the request. Other
 errors name status and error type only: provider messages for auth failures can echo part
@@ -34,6 +42,7 @@ import orjson
 from switchyard_gateway.config.compiled import CompiledTarget
 from switchyard_gateway.errors import (
     CallerFault,
+    ContextLengthExceeded,
     ProviderAuthError,
     RateLimited,
     UpstreamError,
@@ -41,6 +50,9 @@ from switchyard_gateway.errors import (
     UpstreamTimeout,
     cut,
 )
+
+#: The provider `code` that marks a prompt over the model's context window.
+CONTEXT_LENGTH_CODE = "context_length_exceeded"
 
 _BY_STATUS: dict[int, type[UpstreamError]] = {
     400: CallerFault,
@@ -134,25 +146,31 @@ def upstream_error(
     error_type: str = "",
     code: str | None = None,
     message: str = "",
+    param: str | None = None,
     retry_after_seconds: float | None = None,
 ) -> UpstreamError:
     """Build the error for a non-2xx upstream answer.
 
     `retry_after_seconds` overrides the headers (for providers that put it in the body).
+    A caller fault keeps the provider's `type`, `code` and `param` for the caller.
     """
     cls = error_class(status)
     label = error_type or code or "no error type"
     if cls is CallerFault:
         body = openai_error_body(
-            message or label, "invalid_request_error", code or error_type or None
+            message or label, "invalid_request_error", code or error_type or None, param
         )
-        return CallerFault(
+        fault = ContextLengthExceeded if code == CONTEXT_LENGTH_CODE else CallerFault
+        return fault(
             # Not cut here: the router scrubs key material out of the whole message
             # first and cuts it then (a cut first could split an echoed key).
             f"provider rejected the request ({status} {label}): {message}",
             upstream_status=status,
             target=target.name,
             body=body,
+            provider_type=error_type or None,
+            provider_code=code,
+            provider_param=param,
         )
     wait = retry_after_seconds if retry_after_seconds is not None else retry_after(headers)
     return cls(

@@ -5,13 +5,20 @@ the target, and an A/B arm that is also a fallback shares one state. States:
 
 - closed: requests flow; consecutive failures are counted and a success resets the count.
 - open: after `failure_threshold` consecutive failures the target is skipped until
-  `open_until`: `seconds * 2**(trips-1)` for consecutive trips (a failed probe is a trip),
-  or the provider's Retry-After when longer, capped at `max_seconds`. A failure that
-  carries Retry-After opens the breaker at once, below the threshold, for just that long
-  (capped at `max_seconds`): the provider said when to come back.
+  `open_until`. Two limits, kept apart on purpose:
+  - the probe interval, `seconds * 2**(trips-1)` for consecutive trips (a failed probe is
+    a trip), capped at `max_probe_interval` (default 30 s): the gateway's own guess of
+    how long an outage lasts. The cap is what brings a recovered target back within one
+    probe interval; without it the doubling reached minutes and traffic stayed on the
+    fallback long after the primary recovered (issue 19).
+  - the provider's Retry-After, capped at `max_seconds` (default 300 s): the provider said
+    when to come back. A failure carrying it opens the breaker at once, below the
+    threshold; when the threshold trips too, the longer of the two.
+  An outage of T seconds therefore costs the failing target at most `failure_threshold`
+  failed requests plus one probe per interval: with the defaults, 3 + ceil(T / 30).
 - half-open: after `open_until`, exactly one request (the probe) is let through; others
   keep skipping. The probe's success closes the breaker; its failure opens it again with
-  the next, longer cooldown.
+  the next interval.
 
 Each state also remembers why the breaker last opened: `rate_limited` is True when the
 failure that opened it was a rate limit (429). The router reads it for a skipped target,
@@ -61,6 +68,14 @@ class Cooldowns:
         state.probing = True
         return True
 
+    def claimable(self, key: BreakerKey, within: float) -> bool:
+        """Will this target let a request through `within` seconds from now, as far as
+        is known now? (A same-target retry waits only when it will be let through.)"""
+        state = self._states.get(key)
+        if state is None or state.open_until == 0.0:
+            return True
+        return not state.probing and state.open_until <= self._clock() + within
+
     def rate_limited(self, key: BreakerKey) -> bool:
         """True when the target's breaker last opened on a rate limit (429)."""
         state = self._states.get(key)
@@ -97,11 +112,12 @@ class Cooldowns:
         tripped = was_probe or state.failures >= policy.cooldown_failure_threshold
         if not (tripped or retry_after):
             return False
-        seconds = retry_after or 0.0
+        seconds = min(retry_after or 0.0, policy.cooldown_max_seconds)
         if tripped:
             state.trips += 1
-            seconds = max(seconds, policy.cooldown_seconds * 2 ** min(state.trips - 1, 16))
+            interval = policy.cooldown_seconds * 2 ** min(state.trips - 1, 16)
+            seconds = max(seconds, min(interval, policy.cooldown_max_probe_interval))
             state.failures = 0
-        state.open_until = self._clock() + min(seconds, policy.cooldown_max_seconds)
+        state.open_until = self._clock() + seconds
         state.rate_limited = rate_limited
         return True

@@ -3,7 +3,9 @@
 Each `FailureKind` that `policy.fallbackOn` may name maps to one error class of
 `errors.py`; the decision is an `isinstance` check against the classes the policy names,
 never a comparison of messages or strings. A caller fault (the provider's 400/413/422)
-never falls back, whatever the policy says: another model would refuse it too.
+never falls back, whatever the policy says: another model would refuse it too. The one
+exception is `contextLength` (a prompt over the model's context window), when the policy
+names it: a model with a larger window can serve the same request.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ KIND_CLASSES: dict[FailureKind, type[errors.UpstreamError]] = {
     FailureKind.TIMEOUT: errors.UpstreamTimeout,
     FailureKind.CONNECTION_ERROR: errors.UpstreamConnectionError,
     FailureKind.PROVIDER_AUTH: errors.ProviderAuthError,
+    FailureKind.CONTEXT_LENGTH: errors.ContextLengthExceeded,
 }
 
 
@@ -31,7 +34,7 @@ def _classes(kinds: frozenset[FailureKind]) -> tuple[type[errors.UpstreamError],
 
 def falls_back(policy: CompiledPolicy, error: errors.UpstreamError) -> bool:
     """True when `error` is a failure kind the policy sends to the next fallback."""
-    if isinstance(error, errors.CallerFault):
+    if isinstance(error, errors.CallerFault) and error.kind is None:
         return False
     return isinstance(error, _classes(policy.fallback_on))
 

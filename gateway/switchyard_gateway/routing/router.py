@@ -1,14 +1,19 @@
 """The router: choose a traffic-split target, then walk the fallbacks in order.
 
-Called by the HTTP layer with a resolved `CompiledEndpoint` and the parsed body. The order
-of candidates is: the split target (weighted, or sticky by caller key), then every
+Called by the HTTP layer with a resolved `CompiledEndpoint` and the parsed body. The
+order of candidates is: the split target (weighted, or sticky by caller key), then every
 fallback in its listed order, skipping any whose identity was already tried in this
-request. A candidate in cooldown is skipped without an attempt. Each attempt that fails
-with a kind the policy names moves on to the next candidate; a caller fault is returned at
-once; any other failure ends the walk. `policy.requestTimeoutSeconds` bounds the whole
-walk. The outcome of every attempt is written to the request's `RequestTrace`, which the
-HTTP layer turns into headers, metrics and the access log. Every failed attempt's message
-is scrubbed of key material and then cut (`redaction`) here, before anything else sees it.
+request. A candidate in cooldown is skipped without an attempt. A 429, an HTTP 5xx or a
+reset before the answer is first retried on the same target (`policy.retry`: backoff
+with jitter, or the provider's Retry-After when short, within the deadline; `_retry`),
+each retry an attempt of its own. Then each attempt that fails with a kind the policy
+names moves on to the next candidate; a caller fault is returned at once (except
+`contextLength` when the policy names it: then candidates whose declared context window
+is no larger are skipped); any other failure ends the walk.
+`policy.requestTimeoutSeconds` bounds the whole walk. The outcome of every attempt is
+written to the request's `RequestTrace`, which the HTTP layer turns into headers,
+metrics and the access log. Every failed attempt's message is scrubbed of key material
+and then cut (`redaction`) here, before anything else sees it.
 
 The final failure: 429 when every candidate reached was unavailable because of rate
 limits (rate limited now, or skipped while cooling down from an earlier 429), with
@@ -30,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from switchyard_gateway import errors, redaction
+from switchyard_gateway import errors, redaction, transport
 from switchyard_gateway.config import compiled
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
@@ -55,6 +60,9 @@ class RequestTrace:
     stream: bool = False
     #: The client hung up before the answer was complete (accounted as status 499).
     client_closed: bool = False
+    #: A committed stream broke after content was sent: the failure kind (`timeout`,
+    #: `connectionError`, `serverError`, `rateLimit`), for the access log and metrics.
+    broken: str | None = None
 
     @property
     def sent(self) -> int:
@@ -112,9 +120,18 @@ class _Walk:
     reached: list[CompiledTarget] = dataclasses.field(default_factory=list)
     #: False once a candidate was unavailable for a reason other than a rate limit.
     only_rate_limits: bool = True
+    #: Whether the last failure moves the walk on to the next candidate.
+    goes_on: bool = True
+    #: After a contextLength failure at a target of known window: the largest such window.
+    window_limit: int | None = None
 
 
 Redactors = Callable[[], redaction.Redactor]
+
+#: Added to a provider's Retry-After before the retry, so the breaker it opened is over.
+_RETRY_AFTER_SLACK = 0.01
+#: Provider error type/code/param are identifiers: anything longer is cut.
+_FIELD_LIMIT = 100
 
 
 class Router:
@@ -163,19 +180,34 @@ class Router:
             trace.first_token_seconds = time.perf_counter() - started
             key = (call.endpoint.key, target.identity)
             return CommittedStream(target, head, upstream, walk_deadline,
-                                   lambda exc: self._broken(call, key, exc))
+                                   lambda exc: self._broken(call, trace, key, exc))
         return await self._walk(call, trace, sticky_key, attempt)
 
-    def _broken(self, call: Call, key: BreakerKey, exc: errors.UpstreamError) -> None:
+    def _broken(self, call: Call, trace: RequestTrace, key: BreakerKey,
+                exc: errors.UpstreamError) -> None:
+        """A committed stream failed: the served attempt's record takes the failure's kind
+        (it was recorded "ok" at the commit), so the access log and metrics tell a cut
+        answer from a complete one; the breaker counts it like any failure."""
         self._scrub(exc)
+        trace.broken = _outcome(exc)
+        if trace.attempts:
+            trace.attempts[-1] = dataclasses.replace(
+                trace.attempts[-1], outcome=trace.broken, message=errors.cut(exc.message, 200))
         if policy.trips_breaker(exc):
             self._cooldowns.failure(key, call.endpoint.policy, exc.retry_after,
                                     isinstance(exc, errors.RateLimited))
 
     def _scrub(self, exc: errors.UpstreamError) -> None:
-        """Key material out of the message first, then the cut (never the other way)."""
-        exc.message = self._redactor().scrub(exc.message, errors.DETAIL_LIMIT)
+        """Key material out of the message first, then the cut (never the other way);
+        the provider's error type, code and param too, which reach the caller."""
+        redactor = self._redactor()
+        exc.message = redactor.scrub(exc.message, errors.DETAIL_LIMIT)
         exc.args = (exc.message,)
+        if isinstance(exc, errors.CallerFault):
+            for field in ("provider_type", "provider_code", "provider_param"):
+                value = getattr(exc, field)
+                if value is not None:
+                    setattr(exc, field, redactor.scrub(value, _FIELD_LIMIT))
 
     def candidates(self, endpoint: CompiledEndpoint,
                    sticky_key: str | None) -> Sequence[CompiledTarget]:
@@ -202,31 +234,74 @@ class Router:
                 break
             trace.target = target.name
             key = (endpoint.key, target.identity)
+            if walk is not None and _too_small(walk, target):
+                continue
             if not self._cooldowns.allow(key, policy_):
                 walk = walk or _Walk(call, trace, deadline)
                 self._skipped(walk, target, key)
                 continue
-            attempt_deadline = min(deadline, now + policy_.attempt_timeout)
-            started = time.perf_counter()
-            try:
-                result = await attempt(target, attempt_deadline)
-            except errors.UpstreamError as exc:
-                walk = walk or _Walk(call, trace, deadline)
-                if not self._failed(walk, target, key, exc, time.perf_counter() - started):
-                    break
-                continue
-            except BaseException as exc:
-                self._cooldowns.release(key)
-                if isinstance(exc, asyncio.CancelledError):  # the client hung up
-                    trace.attempts.append(errors.AttemptRecord(
-                        target.name, "client_closed", None, _ms(time.perf_counter() - started),
-                        sent=True, message="the client closed the connection"))
-                raise
-            self._cooldowns.success(key)
-            trace.attempts.append(errors.AttemptRecord(
-                target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
-            return result
-        raise _final_failure(walk or _Walk(call, trace, deadline), self._cooldowns)
+            retries = 0
+            while True:  # one pass per attempt at this target: the first, then retries
+                started = time.perf_counter()
+                try:
+                    result = await attempt(target, min(deadline, now + policy_.attempt_timeout))
+                except errors.UpstreamError as exc:
+                    walk = walk or _Walk(call, trace, deadline)
+                    walk.goes_on = self._failed(walk, target, key, exc,
+                                                time.perf_counter() - started)
+                    if not await self._retry(walk, key, exc, retries):
+                        break
+                    retries += 1
+                    now = loop.time()
+                    continue
+                except BaseException as exc:
+                    self._cooldowns.release(key)
+                    if isinstance(exc, asyncio.CancelledError):  # the client hung up
+                        trace.attempts.append(errors.AttemptRecord(
+                            target.name, "client_closed", None,
+                            _ms(time.perf_counter() - started), sent=True,
+                            message="the client closed the connection"))
+                    raise
+                self._cooldowns.success(key)
+                trace.attempts.append(errors.AttemptRecord(
+                    target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
+                return result
+            if not walk.goes_on:
+                break
+        walk = walk or _Walk(call, trace, deadline)
+        if isinstance(walk.last_error, errors.CallerFault):
+            raise walk.last_error  # a contextLength failure no larger target could take
+        raise _final_failure(walk, self._cooldowns)
+
+    async def _retry(self, walk: _Walk, key: BreakerKey, exc: errors.UpstreamError,
+                     retries: int) -> bool:
+        """Wait and return True when the failed target is worth another attempt now.
+
+        Retried (`_retryable`): a 429, an HTTP 5xx and a connection the provider closed
+        before its answer began, up to `retry_max` times, after the provider's Retry-After
+        when it is at most `retry_max_wait`, else after a jittered, doubling backoff; never
+        past the request deadline. Not retried: timeouts (the attempt already used its
+        whole timeout; the next candidate is a better use of what is left), auth failures,
+        caller faults, and the other failures `_retryable` names.
+        The breaker has the last word: a failure that tripped it (or a probe in flight
+        from another request) moves the request on instead.
+        """
+        policy_ = walk.call.endpoint.policy
+        if retries >= policy_.retry_max or not _retryable(exc):
+            return False
+        backoff = policy_.retry_backoff * 2 ** retries * (0.5 + 0.5 * self._rng.random())
+        wait = backoff
+        if exc.retry_after is not None:
+            if exc.retry_after > policy_.retry_max_wait:
+                return False
+            wait = max(exc.retry_after + _RETRY_AFTER_SLACK, backoff)
+        loop = asyncio.get_running_loop()
+        if loop.time() + wait >= walk.deadline:
+            return False
+        if not self._cooldowns.claimable(key, wait):
+            return False
+        await asyncio.sleep(wait)
+        return self._cooldowns.allow(key, policy_)
 
     def _skipped(self, walk: _Walk, target: CompiledTarget, key: BreakerKey) -> None:
         """Record a candidate skipped because it is cooling down."""
@@ -251,7 +326,13 @@ class Router:
             message=errors.cut(exc.message, 200)))
         if isinstance(exc, errors.CallerFault):
             self._cooldowns.release(key)
-            raise exc
+            if not policy.falls_back(walk.call.endpoint.policy, exc):
+                raise exc
+            walk.last_error = exc
+            window = target.context_window
+            if window is not None:  # later candidates no larger than this are skipped
+                walk.window_limit = max(window, walk.window_limit or 0)
+            return True
         if policy.trips_breaker(exc):
             self._cooldowns.failure(key, walk.call.endpoint.policy, exc.retry_after,
                                     rate_limited)
@@ -261,6 +342,39 @@ class Router:
         if rate_limited and exc.retry_after is not None:
             walk.retry_afters.append(exc.retry_after)
         return policy.falls_back(walk.call.endpoint.policy, exc)
+
+
+def _retryable(exc: errors.UpstreamError) -> bool:
+    """Is this failure a blip that the same target may well not repeat?
+
+    Yes: a rate limit; a 5xx the provider answered with; a connection the provider
+    closed before its answer began (a reset before the headers). No: a connection that
+    could not be opened (refused, DNS, TLS, connect timeout, a refused address: nothing
+    reached the provider, and the cause rarely passes in a quarter second); a 200 that
+    then broke or sent something unparseable or oversized (an answer was under way; more
+    of the same is likely); anything else.
+    """
+    if isinstance(exc, errors.RateLimited):
+        return True
+    if isinstance(exc, errors.UpstreamServerError):
+        return exc.upstream_status is not None and exc.upstream_status >= 500
+    if isinstance(exc, errors.UpstreamConnectionError):
+        return isinstance(exc.__cause__, transport.ConnectionClosed)
+    return False
+
+
+def _too_small(walk: _Walk, target: CompiledTarget) -> bool:
+    """Skip (and record) a candidate whose declared context window is no larger than one
+    that already refused the prompt as too long."""
+    limit, window = walk.window_limit, target.context_window
+    if limit is None or window is None or window > limit:
+        return False
+    walk.reached.append(target)
+    walk.only_rate_limits = False
+    walk.trace.attempts.append(errors.AttemptRecord(
+        target.name, "contextLength", None, 0.0, sent=False,
+        message=f"context window {window} tokens is no larger than {limit}, which was too small"))
+    return True
 
 
 async def _read_head(upstream: UpstreamStream, deadline: float) -> list[StreamEvent]:
@@ -278,7 +392,7 @@ async def _read_head(upstream: UpstreamStream, deadline: float) -> list[StreamEv
 def _outcome(exc: errors.UpstreamError) -> str:
     if isinstance(exc, errors.MissingCredential):
         return "missingCredential"
-    if isinstance(exc, errors.CallerFault):
+    if isinstance(exc, errors.CallerFault) and exc.kind is None:
         return "callerFault"
     return exc.kind.value if exc.kind is not None else "error"
 

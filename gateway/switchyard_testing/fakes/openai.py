@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
-from switchyard_testing.fakes.script import Behaviour
+from switchyard_testing.fakes.script import Behaviour, Fault
 from switchyard_testing.fakes.server import DONE_FRAME, FakeProvider, Operation
 from switchyard_testing.fakes.server import sse_frame as encode
 
@@ -32,6 +32,16 @@ _ERRORS: dict[int, tuple[str, str, str | None]] = {  # status -> message, type, 
     500: ("The server had an error while processing your request.", "server_error", None),
     502: ("Bad gateway.", "server_error", None),
     503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+}
+#: Faults with their own 400 body: message, type, param, code (as OpenAI sends them).
+_FAULT_ERRORS: dict[Fault, tuple[str, str, str | None, str]] = {
+    Fault.CONTEXT_LENGTH: (
+        "This model's maximum context length is 8192 tokens. However, your messages "
+        "resulted in 9000 tokens. Please reduce the length of the messages.",
+        "invalid_request_error", "messages", "context_length_exceeded"),
+    Fault.CONTENT_FILTER: (
+        "Your request was rejected as a result of our safety system.",
+        "invalid_request_error", "prompt", "content_policy_violation"),
 }
 
 
@@ -93,6 +103,12 @@ class FakeOpenAI(FakeProvider):
 
     def error_body(self, status: int, behaviour: Behaviour) -> bytes:
         """OpenAI's `{"error": {message, type, param, code}}`."""
+        special = _FAULT_ERRORS.get(behaviour.fault)
+        if special is not None:
+            message, type_, param, code_ = special
+            return orjson.dumps(
+                {"error": {"message": message, "type": type_, "param": param, "code": code_}}
+            )
         message, type_, code = _ERRORS.get(status, _ERRORS[500])
         return orjson.dumps(
             {"error": {"message": message, "type": type_, "param": None, "code": code}}

@@ -35,6 +35,10 @@ class Fault(enum.StrEnum):
     MALFORMED = "malformed"  # 200 with a body (or stream event) that is not JSON
     SLOW = "slow"  # success, each stream frame after `slow_delay`
     IN_BAND_ERROR = "in_band_error"  # 200 stream, then the provider's error event
+    STALL = "stall"  # stream: N frames, then silence for `hang_seconds`, then the rest
+    NO_DONE = "no_done"  # stream: every frame (finish reason, usage) but the terminator
+    CONTEXT_LENGTH = "context_length"  # 400, the prompt is over the context window
+    CONTENT_FILTER = "content_filter"  # 400, the content filter refused the prompt
 
 
 #: Faults answered with an HTTP error status, and that status.
@@ -47,6 +51,8 @@ STATUS_OF: Mapping[Fault, int] = {
     Fault.OVERLOADED: 529,
     Fault.UNAUTHORIZED: 401,
     Fault.BAD_REQUEST: 400,
+    Fault.CONTEXT_LENGTH: 400,
+    Fault.CONTENT_FILTER: 400,
 }
 
 
@@ -55,14 +61,14 @@ class Behaviour:
     """One request's fate. Zero-argument `Behaviour()` is a plain success."""
 
     fault: Fault = Fault.OK
-    #: Retry-After seconds sent with RATE_LIMIT (and 503/529).
+    #: Retry-After seconds sent with RATE_LIMIT (and 503/529); 0 sends none.
     retry_after: float = 1.0
-    #: Frames sent before CUT_STREAM/RESET_STREAM/MALFORMED/IN_BAND_ERROR strike. The first
+    #: Frames sent before CUT_STREAM/RESET_STREAM/MALFORMED/IN_BAND_ERROR/STALL strike. The first
     #: frame never carries content (OpenAI's role chunk, Anthropic's message_start), so 1
     #: means "before any content". Default: 1 for IN_BAND_ERROR, else half the stream
     #: (after some content).
     after_frames: int | None = None
-    #: HANG's sleep (cut short when the fake closes).
+    #: HANG's sleep, and STALL's silence mid-stream (cut short when the fake closes).
     hang_seconds: float = 30.0
     #: SLOW's delay before each stream frame.
     slow_delay: float = 0.2

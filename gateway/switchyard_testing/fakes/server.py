@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
@@ -57,6 +58,8 @@ class RecordedRequest:
     stream: bool
     headers: CIMultiDict[str] = dataclasses.field(repr=False)
     body: bytes = dataclasses.field(repr=False)
+    #: When it arrived (`time.monotonic()`), so tests can check the spacing of retries.
+    at: float = 0.0
 
     def json(self) -> Any:
         """The request body, parsed."""
@@ -214,6 +217,7 @@ class FakeProvider:
                 stream=op.stream,
                 headers=CIMultiDict(request.headers),
                 body=raw,
+                at=time.monotonic(),
             )
         )
         behaviour = self.script.next(op.model)
@@ -236,7 +240,8 @@ class FakeProvider:
         if not op.stream:
             if fault is Fault.MALFORMED:
                 return web.Response(body=self.malformed_body, content_type=_JSON)
-            if fault in (Fault.CUT_STREAM, Fault.RESET_STREAM, Fault.IN_BAND_ERROR):
+            if fault in (Fault.CUT_STREAM, Fault.RESET_STREAM, Fault.IN_BAND_ERROR,
+                         Fault.STALL):
                 return self._error(500, behaviour)
             return web.Response(body=self.success_body(op), content_type=_JSON)
         return await self._stream(request, op, behaviour)
@@ -254,11 +259,15 @@ class FakeProvider:
             frames = [*frames[:cut], self.in_band_error_frame()]
         elif fault in (Fault.CUT_STREAM, Fault.RESET_STREAM):
             frames = frames[: min(cut, len(frames) - 1)]
+        elif fault is Fault.NO_DONE:
+            frames = frames[:-1]
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        for frame in frames:
+        for index, frame in enumerate(frames):
+            if fault is Fault.STALL and index == cut:
+                await self._hang(behaviour.hang_seconds)
             if delay:
                 await asyncio.sleep(delay)
             await response.write(frame)
@@ -274,7 +283,8 @@ class FakeProvider:
 
     def _error(self, status: int, behaviour: Behaviour) -> web.Response:
         headers = {}
-        if behaviour.fault is not Fault.RATE_LIMIT_BARE and status in (429, 503, 529):
+        if (behaviour.fault is not Fault.RATE_LIMIT_BARE and behaviour.retry_after > 0
+                and status in (429, 503, 529)):
             headers["Retry-After"] = _seconds(behaviour.retry_after)
         return web.Response(
             status=self.wire_status(status),

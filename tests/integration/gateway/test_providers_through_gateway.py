@@ -54,7 +54,9 @@ async def gateway(tmp_path: pathlib.Path, fakes: dict[str, Any]) -> AsyncIterato
     a, g, o, az, m = (fakes[k] for k in ("anthropic", "gemini", "openai", "azure", "mistral"))
     docs = [
         endpoint("claude", [target("claude", "anthropic", a.base_url, "ANTHROPIC_KEY", 100)],
-                 [target("gpt", "openai", o.base_url, "OPENAI_KEY")]),
+                 [target("gpt", "openai", o.base_url, "OPENAI_KEY")],
+                 # Fallback conduct only; same-target retries are tests/conformance's.
+                 policy={"retry": {"maxRetries": 0}}),
         endpoint("gemini", [target("gemini", "gemini", g.base_url, "GEMINI_KEY", 100)]),
         endpoint("azure", [target("azure", "azure-openai", az.url, "AZURE_KEY", 100,
                                   azure={"deployment": "dep1"})]),

@@ -114,7 +114,7 @@ async def test_a_bare_429_without_cooldown_gets_the_default_retry_after(
         tmp_path: pathlib.Path, fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
     p, _ = fakes
     doc = endpoint("chat", [openai_target("primary", p.base_url, "P_KEY", weight=100)],
-                   policy={"cooldown": {"enabled": False}})
+                   policy={"cooldown": {"enabled": False}, "retry": {"maxRetries": 0}})
     p.script.push(Fault.RATE_LIMIT_BARE)
     async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
         error = await _fail(gw)

@@ -150,7 +150,7 @@ async def test_fallback_on_is_honoured(
     p, f1, _ = fakes
     doc = endpoint("chat", [openai_target("primary", p.base_url, "P_KEY", weight=100)],
                    [openai_target("fb1", f1.base_url, "F1_KEY")],
-                   policy={"fallbackOn": ["rateLimit"]})
+                   policy={"fallbackOn": ["rateLimit"], "retry": {"maxRetries": 0}})
     p.script.push(Fault.SERVER_ERROR)
     async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
         with pytest.raises(openai.APIStatusError) as info:
@@ -190,6 +190,7 @@ async def test_connection_refused_falls_back(
         raw = await _client(gw).chat.completions.with_raw_response.create(
             model="chat", messages=MESSAGES)
     assert raw.headers["x-switchyard-target"] == "fb1"
+    # A refused connection is not retried on the same target (nothing reached it).
     assert raw.headers["x-switchyard-attempts"] == "2"
 
 

@@ -38,7 +38,9 @@ async def gateway(tmp_path: pathlib.Path,
                   fakes: tuple[FakeOpenAI, FakeOpenAI]) -> AsyncIterator[Gateway]:
     p, f = fakes
     doc = endpoint("chat", [openai_target("primary", p.base_url, "P_KEY", weight=100)],
-                   [openai_target("fb", f.base_url, "F_KEY")])
+                   [openai_target("fb", f.base_url, "F_KEY")],
+                   # Fallback conduct only here: same-target retries are tests/conformance's.
+                   policy={"retry": {"maxRetries": 0}})
     async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
         yield gw
 

@@ -49,7 +49,47 @@ def test_failed_probe_reopens_with_backoff_capped() -> None:
         clock.now += cd.remaining(KEY) + 0.01
         assert cd.allow(KEY, POLICY)
         assert cd.failure(KEY, POLICY)  # the probe failed: open again at once
-    assert seen == [10.0, 20.0, 35.0, 35.0]
+    # The doubling stops at maxProbeIntervalSeconds (default 30), not at maxSeconds (35).
+    assert seen == [10.0, 20.0, 30.0, 30.0]
+
+
+def test_probe_interval_cap_is_separate_from_retry_after_cap() -> None:
+    """Issue 19: failed probes doubled the cooldown up to the Retry-After cap (300 s by
+    default), so a recovered target stayed out for minutes."""
+    policy = compiled(policy={"cooldown": {"failureThreshold": 1, "seconds": 30}}).policy
+    clock = Clock()
+    cd = Cooldowns(clock)
+    intervals = []
+    for _ in range(6):
+        cd.failure(KEY, policy)
+        intervals.append(cd.remaining(KEY))
+        clock.now += cd.remaining(KEY)
+        assert cd.allow(KEY, policy)
+    assert intervals == [30.0] * 6
+    cd.success(KEY)
+    assert cd.failure(KEY, policy, retry_after=200.0)  # the provider's word: up to maxSeconds
+    assert cd.remaining(KEY) == 200.0
+
+
+def test_outage_costs_a_bounded_number_of_probes_and_recovery_is_quick() -> None:
+    """A target down 60 s under one request a second (defaults: threshold 3, 30 s, cap
+    30 s) gets 3 failures plus one probe per interval, and is back within one interval."""
+    policy = compiled().policy
+    clock = Clock()
+    cd = Cooldowns(clock)
+    start, sent, back_at = clock.now, 0, None
+    for second in range(200):
+        clock.now = start + second
+        if not cd.allow(KEY, policy):
+            continue
+        sent += 1
+        if second < 60:
+            cd.failure(KEY, policy)
+        else:
+            cd.success(KEY)
+            back_at = back_at if back_at is not None else second
+    assert sent - (200 - back_at) <= 3 + 2  # 3 to trip, ceil(60 / 30) probes
+    assert back_at is not None and back_at - 60 <= 30
 
 
 def test_success_resets_the_count() -> None:

@@ -85,7 +85,8 @@ def _seconds(value: float | None) -> int | None:
 
 
 async def test_a_bare_429_below_the_threshold_gets_the_default_retry_after() -> None:
-    endpoint = compiled(split=[target("a", 100)], policy={"cooldown": {"failureThreshold": 5}})
+    endpoint = compiled(split=[target("a", 100)], policy={"cooldown": {"failureThreshold": 5},
+                                                          "retry": {"maxRetries": 0}})
     runner = ScriptedRunner()
     runner.script["a"] = [limited()]
     router = Router(cast(AttemptRunner, runner), Cooldowns(Clock()), random.Random(1))

@@ -20,13 +20,15 @@ CASES = [
     (errors.UpstreamConnectionError("x"), FailureKind.CONNECTION_ERROR),
     (errors.ProviderAuthError("x", upstream_status=401), FailureKind.PROVIDER_AUTH),
     (errors.MissingCredential("x"), FailureKind.PROVIDER_AUTH),
+    (errors.ContextLengthExceeded("x", upstream_status=400), FailureKind.CONTEXT_LENGTH),
 ]
+EVERY = dataclasses.replace(ALL, fallback_on=frozenset(FailureKind))
 
 
 @pytest.mark.parametrize(("error", "kind"), CASES)
 def test_each_kind_falls_back_only_when_named(error: errors.UpstreamError,
                                               kind: FailureKind) -> None:
-    assert policy.falls_back(ALL, error)
+    assert policy.falls_back(EVERY, error)
     only = dataclasses.replace(ALL, fallback_on=frozenset({kind}))
     assert policy.falls_back(only, error)
     others = dataclasses.replace(ALL, fallback_on=frozenset(set(FailureKind) - {kind}))
@@ -38,8 +40,9 @@ def test_caller_fault_never_falls_back() -> None:
     assert not policy.falls_back(ALL, fault)
 
 
-def test_default_policy_names_every_kind() -> None:
-    assert frozenset(FailureKind) == ALL.fallback_on
+def test_default_policy_names_every_kind_but_context_length() -> None:
+    assert frozenset(FailureKind) - {FailureKind.CONTEXT_LENGTH} == ALL.fallback_on
+    assert not policy.falls_back(ALL, errors.ContextLengthExceeded("x", upstream_status=400))
 
 
 def test_breaker_counts_upstream_failures_only() -> None:
@@ -47,3 +50,4 @@ def test_breaker_counts_upstream_failures_only() -> None:
     assert policy.trips_breaker(errors.RateLimited("x"))
     assert not policy.trips_breaker(errors.MissingCredential("x"))
     assert not policy.trips_breaker(errors.CallerFault("x", upstream_status=422))
+    assert not policy.trips_breaker(errors.ContextLengthExceeded("x", upstream_status=400))

@@ -344,10 +344,18 @@ def test_error_event_before_content_raises_the_mapped_error() -> None:
         )
 
 
-def test_stream_without_message_stop_is_broken() -> None:
+def test_stream_without_a_stop_reason_is_broken() -> None:
     translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
     with pytest.raises(UpstreamServerError, match="message_stop"):
-        run(translator, [STREAM[: STREAM.index(b"event: message_stop")]])
+        run(translator, [STREAM[: STREAM.index(b"event: message_delta")]])
+
+
+def test_stream_with_a_stop_reason_that_ends_without_message_stop_is_complete() -> None:
+    """Issue 19: the stop reason and usage came (`message_delta`), then a clean end."""
+    translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
+    chunks = _chunks(run(translator, [STREAM[: STREAM.index(b"event: message_stop")]]))
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"  # type: ignore[index]
+    assert translator.usage is not None and translator.usage.completion_tokens == 30
 
 
 def test_error_body_and_529() -> None:

@@ -86,9 +86,32 @@ def test_stream_is_reframed_unchanged_at_any_split(size: int) -> None:
     assert translator.usage is not None and translator.usage.prompt_tokens == 9
 
 
-def test_stream_without_done_is_broken() -> None:
+def test_stream_without_finish_reason_or_done_is_broken() -> None:
     translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
-    translator.feed(STREAM[: STREAM.index(b"data: [DONE]")])
+    translator.feed(STREAM[: STREAM.index(b'data: {"id":"c1","object":"chat.completion.chunk",'
+                                          b'"created":1,"model":"gpt-5","choices":[{"index":0,'
+                                          b'"delta":{},"finish_reason":"stop"}]}')])
+    with pytest.raises(UpstreamServerError, match="DONE"):
+        translator.finish()
+
+
+def test_stream_with_finish_reason_that_ends_cleanly_without_done_is_complete() -> None:
+    """Issue 19: a stream that carried its finish_reason and usage, then ended cleanly
+    without `[DONE]`, was reported to the caller as broken."""
+    translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
+    frames = b"".join(e.frame for e in translator.feed(STREAM[: STREAM.index(b"data: [DONE]")]))
+    frames += b"".join(e.frame for e in translator.finish())
+    assert frames.endswith(b"data: [DONE]\n\n")
+    assert translator.usage is not None and translator.usage.completion_tokens == 2
+
+
+def test_stream_with_one_of_two_choices_finished_is_still_broken() -> None:
+    translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
+    translator.feed(b'data: {"choices":[{"index":0,"delta":{"role":"assistant"}},'
+                    b'{"index":1,"delta":{"role":"assistant"}}]}\n\n'
+                    b'data: {"choices":[{"index":0,"delta":{"content":"a"}},'
+                    b'{"index":1,"delta":{"content":"b"}}]}\n\n'
+                    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
     with pytest.raises(UpstreamServerError, match="DONE"):
         translator.finish()
 
