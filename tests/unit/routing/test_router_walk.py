@@ -98,12 +98,13 @@ def models(transport: MemoryTransport) -> list[str]:
 
 
 async def test_fallbacks_are_walked_in_order_until_one_answers() -> None:
+    """Fallback, not same-target retry, is under test here: retries are off."""
     def refused() -> MemoryResponse:
         raise ConnectError("fb1.test", 443, ConnectionRefusedError())
     router, transport, _ = router_over({"primary": server_error, "fb1": refused,
                                         "fb2": lambda: completion("from fb2")})
     trace = RequestTrace("r1")
-    result = await router.complete(Call(endpoint(), BODY, "r1"), trace)
+    result = await router.complete(Call(endpoint(retry={"maxRetries": 0}), BODY, "r1"), trace)
     assert b"from fb2" in result.body
     assert models(transport) == ["primary", "fb1", "fb2"]
     assert [(a.target, a.outcome) for a in trace.attempts] == [
