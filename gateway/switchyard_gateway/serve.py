@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -21,9 +21,10 @@ from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.http.app import create_app
+from switchyard_gateway.http.app import ADMIN, CleanupCtx, create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE
+from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
@@ -34,20 +35,42 @@ from switchyard_kube import login
 log = logging.getLogger(__name__)
 
 
+def kube_guard(settings: GatewaySettings, conn: kube.Connection) -> tuple[Guard, CleanupCtx]:
+    """`--auth kubernetes`: a guard reviewing through its own API client, and the
+    `cleanup_ctx` entry that opens and closes that client."""
+    client = kube.Client(conn)
+    guard = Guard(KubeReviewer(client, settings.auth_audience),
+                  GuardSettings(audience=settings.auth_audience))
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        async with client:
+            yield
+
+    return guard, session
+
+
 def build_app(settings: GatewaySettings) -> web.Application:
     """The app: standalone (a file source over `config_path`) or in-cluster (watches).
 
-    Raises `ValueError` when cluster mode finds no credentials.
+    Raises `ValueError` when cluster mode (or `--auth kubernetes`) finds no credentials.
     """
     store = ConfigStore(settings.default_namespace)
-    if settings.config_path is not None:
+    needs_cluster = settings.auth_kubernetes or settings.config_path is None
+    conn = login.load(settings.kubeconfig) if needs_cluster else None
+    guard: Guard | None = None
+    resources: list[CleanupCtx] = []
+    if settings.auth_kubernetes and conn is not None:
+        guard, session = kube_guard(settings, conn)
+        resources.append(session)
+    if settings.config_path is not None or conn is None:
         credentials = Credentials(os.environ, settings.allow_env_keys)
-        source: Source = FileSource(settings.config_path, store, credentials,
+        source: Source = FileSource(settings.config_path or ".", store, credentials,
                                     settings.poll_interval)
-        return create_app(settings, store, credentials, registry.adapter_for, [source])
+        return create_app(settings, store, credentials, registry.adapter_for, [source],
+                          guard=guard, resources=resources)
     # In a cluster, env keys are platform keys: none unless --allow-env-keys names them.
     credentials = Credentials(os.environ, settings.allow_env_keys or ())
-    client = kube.Client(login.load(settings.kubeconfig))
+    client = kube.Client(conn)
     metrics = GatewayMetrics()
     hooks = ClusterHooks(
         propagation=metrics.propagation.observe,
@@ -58,7 +81,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     cluster = ClusterSource(client, store, credentials, settings.namespaces, hooks)
     metrics.staleness.set_function(cluster.staleness)
     return create_app(settings, store, credentials, registry.adapter_for, [cluster],
-                      metrics=metrics)
+                      metrics=metrics, guard=guard, resources=resources)
 
 
 async def serve(settings: GatewaySettings,
@@ -77,6 +100,15 @@ async def serve(settings: GatewaySettings,
     await site.start()
     port = _bound_port(runner, settings.port)
     log.info("gateway listening on %s:%d", settings.host, port)
+    admin = None
+    if settings.admin_port is not None:
+        # Probes, /metrics and /ui (`http/admin.py`); the API app owns every resource.
+        admin = web.AppRunner(app[ADMIN], handle_signals=False, access_log=None)
+        await admin.setup()
+        await web.TCPSite(admin, settings.host, settings.admin_port,
+                          reuse_port=settings.reuse_port or None).start()
+        log.info("admin (probes, metrics, status page) on %s:%d", settings.host,
+                 _bound_port(admin, settings.admin_port))
     if on_listening is not None:
         on_listening(port)
     stop = asyncio.Event()
@@ -90,6 +122,8 @@ async def serve(settings: GatewaySettings,
         await asyncio.sleep(settings.drain_seconds)
     finally:
         await runner.cleanup()
+        if admin is not None:
+            await admin.cleanup()
         log.info("gateway stopped")
 
 

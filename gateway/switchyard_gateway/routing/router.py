@@ -55,6 +55,8 @@ class RequestTrace:
     stream: bool = False
     #: The client hung up before the answer was complete (accounted as status 499).
     client_closed: bool = False
+    #: `--auth kubernetes`: the caller's namespace label (empty: caller identity is off).
+    caller_namespace: str = ""
 
     @property
     def sent(self) -> int:
