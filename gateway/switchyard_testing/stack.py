@@ -153,7 +153,8 @@ def gateway(kubeconfig: Path | None, log_dir: Path, *, namespaces: Sequence[str]
             default_namespace: str = "default", config: Path | None = None,
             extra: Sequence[str] = (), env: dict[str, str] | None = None,
             port: int | None = None) -> Service:
-    """A `switchyard gateway` process (not started): in-cluster, or standalone with `config`."""
+    """A `switchyard gateway` process (not started): in-cluster, or standalone with `config`
+    (and `kubeconfig` too for `--auth kubernetes`)."""
     port = port or free_port()
     admin_port = free_port()
     argv = [*switchyard_argv(), "gateway", "--host", "127.0.0.1", "--port", str(port),
@@ -161,7 +162,7 @@ def gateway(kubeconfig: Path | None, log_dir: Path, *, namespaces: Sequence[str]
             "--default-namespace", default_namespace, "--drain-seconds", "0", *extra]
     if config is not None:
         argv += ["--config", str(config)]
-    elif kubeconfig is not None:
+    if kubeconfig is not None:  # cluster mode, or `--auth kubernetes` in standalone mode
         argv += ["--kubeconfig", str(kubeconfig)]
     if namespaces:
         argv += ["--namespaces", ",".join(namespaces)]
