@@ -40,7 +40,10 @@ async def _allows(guard: Guard, request: web.Request, namespace: str, name: str)
 async def authorize(request: web.Request, state: GatewayState, guard: Guard, model: str) -> None:
     """Raise Forbidden unless the caller may use the endpoint `model` names (or would)."""
     namespace, name = split(state, model)
-    if not await _allows(guard, request, namespace, name):
+    allowed = guard.decided(request[CALLER], namespace, name)  # cached: no await
+    if allowed is None:
+        allowed = await _allows(guard, request, namespace, name)
+    if not allowed:
         raise errors.Forbidden(
             f"this caller may not use endpoint {errors.cut(model, 200)!r} (it needs 'use' on "
             "gatewayendpoints.switchyard.dev in the endpoint's namespace), or no such "

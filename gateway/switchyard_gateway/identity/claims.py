@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import re
 
 import orjson
@@ -32,17 +33,27 @@ class Caller:
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: True for a `--auth-tokens-file` token: the gateway-wide key, allowed everything.
     unrestricted: bool = False
+    #: Worked out once per review, read on every request (`__post_init__`): the
+    #: ServiceAccount's namespace (None for any other user), and the identity as one
+    #: string, the access cache's key (hashing the whole dataclass costs more).
+    namespace: str | None = dataclasses.field(init=False, compare=False, repr=False)
+    key: str = dataclasses.field(init=False, compare=False, repr=False)
 
-    @property
-    def namespace(self) -> str | None:
-        """The ServiceAccount's namespace, None for any other kind of user."""
+    def __post_init__(self) -> None:
         found = _SA_USER.match(self.username)
-        return found.group(1) if found else None
+        object.__setattr__(self, "namespace", found.group(1) if found else None)
+        object.__setattr__(self, "key", repr((self.username, self.uid, self.groups,
+                                              self.extra, self.unrestricted)))
 
 
 def well_formed(token: str) -> bool:
     """True if `token` may be a bearer token at all (printable ASCII, not too long)."""
     return 0 < len(token) <= MAX_TOKEN_CHARS and _TOKEN_CHARS.match(token) is not None
+
+
+def digest(token: str) -> bytes:
+    """The cache key of a token: its SHA-256, so no cache holds the token itself."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
