@@ -2,8 +2,9 @@
 call which endpoint (`switchyard gateway --auth kubernetes`).
 
 The gateway runs standalone (`--config`, manifests in a file) with `--kubeconfig` of a
-ServiceAccount bound to exactly docs/gateway-auth-rbac.yaml, so the reviews go to the real
-kube-apiserver with the permissions the docs promise; callers' RBAC is the ClusterRole and
+ServiceAccount bound to exactly docs/gateway-auth-rbac.yaml (`test_cluster_mode`: in
+cluster mode next to the operator, with docs/gateway-rbac.yaml too), so the reviews go to
+the real kube-apiserver with the permissions the docs promise; callers' RBAC is the ClusterRole and
 the group RoleBinding of docs/caller-rbac-example.yaml. Tokens come from the TokenRequest
 API (`kubectl create token --audience switchyard`), and the client is the official openai
 SDK. Expiry: the API server's shortest TokenRequest is 10 minutes, too long to wait for,
@@ -31,6 +32,7 @@ from switchyard_testing.background import BackgroundLoop
 from switchyard_testing.cluster import Cluster
 from switchyard_testing.controlplane import ControlPlane
 from switchyard_testing.fakes import FakeOpenAI
+from tests.e2e.support import DEADLINE, System, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH_RBAC = ROOT / "docs" / "gateway-auth-rbac.yaml"
@@ -251,3 +253,28 @@ def test_api_server_down_serves_cached_callers_and_refuses_new_ones(
     while s.chat(unknown, "chat")[0] != 200:
         assert time.monotonic() < deadline, s.gateway.process.tail(20)
         time.sleep(0.5)
+
+
+def test_cluster_mode(system: System, cluster: Cluster, tmp_path: Path) -> None:
+    """`--auth kubernetes` on a gateway watching the operator's ConfigMaps, its
+    ServiceAccount bound to docs/gateway-rbac.yaml and docs/gateway-auth-rbac.yaml."""
+    s = system
+    home = cluster.create_namespace("e2e-id-cluster")
+    kubeconfig = stack.bind_service_account(cluster, stack.GATEWAY_RBAC, home)
+    stack.bind_service_account(cluster, AUTH_RBAC, home)  # the same ServiceAccount
+    _caller_rbac(cluster, s.namespace, s.other, "-" + home.rsplit("-", 1)[-1])
+    s.endpoint("chat", {"a": 100}, [])
+    gateway = stack.gateway(kubeconfig, tmp_path, namespaces=[s.namespace, s.other],
+                            default_namespace=s.namespace, extra=["--auth", "kubernetes"])
+    gateway.start()
+    try:
+        gateway.wait_for("/readyz", timeout=DEADLINE)
+        ids = Setup(cluster, s.namespace, s.other, gateway)
+        mine, theirs = ids.token(s.namespace, "app"), ids.token(s.other, "app")
+        wait_for("chat served to its namespace", lambda: ids.chat(mine, "chat")[0] == 200,
+                 context=lambda: gateway.process.tail(20))
+        assert ids.chat(theirs, f"{s.namespace}/chat")[0] == 403
+        assert ids.chat("not.a.token", "chat")[0] == 401
+    finally:
+        gateway.stop()
+        cluster.delete_namespace(home)
