@@ -16,7 +16,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer
+from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer, ReviewUnavailable
 from switchyard_kube import client as kube
 from switchyard_testing import stack
 from switchyard_testing.fakes import FakeOpenAI
@@ -39,6 +39,7 @@ class FakeApiServer:
                        ("alice", "team-a", "missing")}
         self.mode = "ok"  # "hang", "error", "no-audiences"
         self.reviews: list[dict[str, Any]] = []
+        self.in_flight = self.most_in_flight = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -46,7 +47,12 @@ class FakeApiServer:
         body = await request.json()
         self.reviews.append(body)
         if self.mode == "hang":
-            await asyncio.sleep(60)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(60)
+            finally:
+                self.in_flight -= 1
         if self.mode == "error":
             return web.json_response({"reason": "InternalError"}, status=500)
         user = USERS.get(body["spec"]["token"])
@@ -77,7 +83,8 @@ class FakeApiServer:
         app.router.add_post("/apis/authentication.k8s.io/v1/tokenreviews", self._token_review)
         app.router.add_post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
                             self._access_review)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        # Handler cancellation: a review the gateway gave up on stops counting as in flight.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -264,3 +271,17 @@ async def test_unreachable_api_server_fails_closed_with_503_for_new_callers(
     status, _, _ = await post(gateway, "/v1/chat/completions", A_TOKEN,
                               {"model": "chat", **CHAT})
     assert status == 200
+
+
+async def test_reviews_in_flight_are_bounded_against_a_hanging_api_server(
+        apiserver: FakeApiServer) -> None:
+    apiserver.mode = "hang"
+    async with kube.Client(kube.Connection(server=apiserver.url)) as client:
+        guard = Guard(KubeReviewer(client, "switchyard", timeout=0.3),
+                      GuardSettings(max_concurrent_reviews=4))
+        tokens = [f"tok.flood.{i}" for i in range(12)]  # distinct: no single flight
+        results = await asyncio.gather(*(guard.authenticate(t) for t in tokens),
+                                       return_exceptions=True)
+    assert all(isinstance(r, ReviewUnavailable) for r in results), results
+    assert apiserver.most_in_flight == 4
+    assert guard.sent["token"] == 12
