@@ -17,6 +17,7 @@ per-namespace request count. Must not: put a token in a log line, an error or a 
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -36,6 +37,9 @@ MAX_CALLER_NAMESPACES = 500
 NO_CALLER = "none"
 #: Label of an authenticated caller that is not a ServiceAccount (or past the bound).
 OTHER_CALLER = "other"
+#: While the API server is unreachable every new caller fails the same way: one warning
+#: per this many seconds, not one per request.
+WARN_EVERY = 10.0
 
 
 class CallerLabels:
@@ -60,6 +64,15 @@ class CallerLabels:
 def middleware(guard: Guard, tokens: TokenFile | None = None) -> Middleware:
     """The middleware enforcing `guard` (placed inside the error middleware)."""
     labels = CallerLabels()
+    warned = [-WARN_EVERY]
+
+    def warn(exc: ReviewUnavailable) -> None:
+        now = time.monotonic()
+        if now - warned[0] >= WARN_EVERY:
+            warned[0] = now
+            log.warning("caller identity: cannot review new callers (503 until the API "
+                        "server answers; repeats are not logged for %.0fs): %s",
+                        WARN_EVERY, exc)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -83,7 +96,7 @@ def middleware(guard: Guard, tokens: TokenFile | None = None) -> Middleware:
             except Unauthenticated as exc:
                 raise errors.Unauthorized(str(exc)) from None
             except ReviewUnavailable as exc:
-                log.warning("caller identity: cannot review a new caller: %s", exc)
+                warn(exc)
                 raise errors.AuthUnavailable(
                     "the gateway cannot verify callers right now; retry later") from None
         request[CALLER] = caller
