@@ -5,7 +5,7 @@ http://127.0.0.1:8081) and prints, per endpoint, its config version and age, req
 p50/p99 and fallbacks, then one line per target in routing order with the configured
 weight against the observed share over the gateway's recent window. `--json` prints the
 document as is. Standard library only (urllib): it works from any machine that can reach
-the gateway, with `--token` when the gateway requires a bearer token.
+the gateway's admin port (which needs no token; `--token` is for a proxy in front of it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway", default=DEFAULT_GATEWAY, metavar="URL",
                         help=f"the gateway's admin URL (default {DEFAULT_GATEWAY})")
     parser.add_argument("--token", default=None,
-                        help="bearer token, when the gateway runs with --auth-tokens-file")
+                        help="bearer token, for a proxy in front of the admin port (the "
+                        "gateway's admin port itself needs none)")
     parser.add_argument("--json", action="store_true", help="print the raw status JSON")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
 
