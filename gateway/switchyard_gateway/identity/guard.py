@@ -48,7 +48,9 @@ class GuardSettings:
     stale_access: float = 300.0
     max_tokens: int = 10_000
     max_decisions: int = 50_000
-    max_concurrent_reviews: int = 32
+    #: Below the API client's connection limit (20), so a review never queues for a socket
+    #: inside its own timeout.
+    max_concurrent_reviews: int = 16
 
 
 class Guard:
