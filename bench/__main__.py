@@ -2,8 +2,8 @@
 
 Pins itself to the load core, installs what is missing (wrk, nginx, the pinned peers),
 starts nginx, runs the side-by-side comparison and the extra sections (scale, failover,
-propagation), prints the markdown and writes docs/benchmarks.md. Loopback only; every
-part is bounded in time and count.
+caller identity, propagation), prints the markdown and writes docs/benchmarks.md.
+Loopback only; every part is bounded in time and count.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import compare, failover, procs, propagation, report, scale, tools, upstream
+from bench import auth, compare, failover, procs, propagation, report, scale, tools, upstream
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("compare", "scale", "failover", "propagation")
+SECTIONS = ("compare", "scale", "failover", "auth", "propagation")
 
 
 def _plan(args: argparse.Namespace) -> compare.Plan:
@@ -69,6 +69,9 @@ def main() -> int:
         if "failover" in sections:
             extra += _guarded("Failover",
                               lambda: failover.section(ups, folder, quick=args.quick))
+        if "auth" in sections:
+            extra += _guarded("Caller identity",
+                              lambda: auth.section(ups, folder, quick=args.quick))
     finally:
         nginx.stop()
     if "propagation" in sections:

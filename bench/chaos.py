@@ -293,7 +293,7 @@ async def run(requests: int, rate: float, *, stream_share: float = 0.5,
                     tasks.append(asyncio.create_task(timed(model, rng.random() < stream_share)))
                 await asyncio.wait(tasks, timeout=CLIENT_DEADLINE + 30)
                 report.seconds = loop.time() - started
-            report.attempts = await _attempt_counts(gateway.url)
+            report.attempts = await _attempt_counts(gateway.admin_url)
         for script in scripts:
             report.faults.update(script.drawn)
     return report

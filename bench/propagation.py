@@ -41,7 +41,7 @@ def _hash(doc: dict[str, object]) -> str:
 
 
 def _served(gateway: stack.Service, key: str, spec_hash: str) -> bool:
-    status, body = gateway.get("/metrics")
+    status, body = gateway.admin_get("/metrics")
     return status == 200 and stack.metric_value(
         body.decode(), "switchyard_endpoint_config_info", endpoint=key, spec_hash=spec_hash) == 1
 
@@ -73,7 +73,7 @@ def section(folder: Path, quick: bool = False) -> list[str]:
             gateway.wait_for("/readyz", 120)
             delays = _weight_changes(cluster, gateway, ns, changes)
             bulk_ready, bulk_served = _bulk(cluster, gateway, ns, many)
-            _, body = gateway.get("/metrics")
+            _, body = gateway.admin_get("/metrics")
             text = body.decode()
         finally:
             gateway.stop()
@@ -122,7 +122,7 @@ def _bulk(cluster: ControlPlane, gateway: stack.Service, ns: str,
     end = started + 600
     while (not ready or not served) and time.monotonic() < end:
         if not served:
-            _, body = gateway.get("/metrics")
+            _, body = gateway.admin_get("/metrics")
             text = body.decode()
             if text.count(f'spec_hash="{spec_hash}"}} 1.0') >= many:
                 served = time.monotonic() - started

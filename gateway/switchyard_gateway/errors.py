@@ -94,6 +94,18 @@ class Unauthorized(CallerError):
     code = "invalid_api_key"
 
 
+class Forbidden(CallerError):
+    """The caller is authenticated but may not use this endpoint (`--auth kubernetes`).
+
+    The same answer whether or not the endpoint exists: a caller who may not use it must
+    not learn which names are taken.
+    """
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
 class Overloaded(GatewayError):
     """Load shedding: too many requests in flight (gateway-wide or for the endpoint)."""
 
@@ -102,6 +114,18 @@ class Overloaded(GatewayError):
     code = "overloaded"
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthUnavailable(GatewayError):
+    """The API server cannot review an unknown caller right now: fail closed, retry later."""
+
+    status = 503
+    type = "server_error"
+    code = "auth_unavailable"
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -81,6 +81,10 @@ class GatewayMetrics:
         self.config_hash = Gauge("switchyard_endpoint_config_info", "1 for the applied config "
                                  "hash of each endpoint", ["endpoint", "spec_hash"], registry=r,
                                  multiprocess_mode="livemax")
+        self.caller_requests = Counter(
+            "switchyard_caller_requests", "Requests by caller namespace (--auth kubernetes: "
+            "the ServiceAccount's namespace, 'other' or 'none'), endpoint and HTTP status",
+            ["caller_namespace", "endpoint", "status"], registry=r)
         self.shed = Counter("switchyard_shed_requests", "Requests refused by load shedding",
                             ["scope"], registry=r)
         self.propagation = Histogram(
@@ -185,6 +189,11 @@ class GatewayMetrics:
             child(self.tokens, endpoint, target, "prompt").inc(trace.usage.prompt_tokens)
             child(self.tokens, endpoint, target, "completion").inc(
                 trace.usage.completion_tokens)
+
+    def count_caller(self, trace: RequestTrace, status: int) -> None:
+        """Count one request by its caller's namespace label (`http/kube_auth.py`)."""
+        self._child(self.caller_requests, trace.caller_namespace, trace.endpoint or "-",
+                    str(status)).inc()
 
     def _fast_children(self, key: tuple[str, str, int, str]) -> tuple[Any, ...]:
         endpoint, target, status, attempted = key

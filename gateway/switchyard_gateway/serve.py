@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -23,9 +23,10 @@ from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, Clu
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.config.trust import SigningKeySource, Trust
-from switchyard_gateway.http.app import create_app
+from switchyard_gateway.http.app import ADMIN, CleanupCtx, create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE
+from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
@@ -36,25 +37,46 @@ from switchyard_kube import login
 log = logging.getLogger(__name__)
 
 
+def kube_guard(settings: GatewaySettings, conn: kube.Connection) -> tuple[Guard, CleanupCtx]:
+    """`--auth kubernetes`: a guard reviewing through its own API client, and the
+    `cleanup_ctx` entry that opens and closes that client."""
+    client = kube.Client(conn)
+    guard = Guard(KubeReviewer(client, settings.auth_audience),
+                  GuardSettings(audience=settings.auth_audience))
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        async with client:
+            yield
+
+    return guard, session
+
+
 def build_app(settings: GatewaySettings) -> web.Application:
     """The app: standalone (a file source over `config_path`) or in-cluster (watches).
 
     In a cluster, ConfigMaps are served only when signed by the operator (the keys come
     from `signing_secret`) and within the platform policy (`config/trust.py`).
-    Raises `ValueError` when cluster mode finds no credentials.
+    Raises `ValueError` when cluster mode (or `--auth kubernetes`) finds no credentials.
     """
     store = ConfigStore(settings.default_namespace)
     policy = settings.policy
-    if settings.config_path is not None:
+    needs_cluster = settings.auth_kubernetes or settings.config_path is None
+    conn = login.load(settings.kubeconfig) if needs_cluster else None
+    guard: Guard | None = None
+    resources: list[CleanupCtx] = []
+    if settings.auth_kubernetes and conn is not None:
+        guard, session = kube_guard(settings, conn)
+        resources.append(session)
+    if settings.config_path is not None or conn is None:
         credentials = Credentials(os.environ, policy.env_names())
-        source: Source = FileSource(settings.config_path, store, credentials,
+        source: Source = FileSource(settings.config_path or ".", store, credentials,
                                     settings.poll_interval, policy)
-        return create_app(settings, store, credentials, registry.adapter_for, [source])
+        return create_app(settings, store, credentials, registry.adapter_for, [source],
+                          guard=guard, resources=resources)
     # In a cluster, env keys are platform keys: none unless --allowed-env-keys binds them.
     if policy.env_keys is None:
         policy = dataclasses.replace(policy, env_keys={})
     credentials = Credentials(os.environ, policy.env_names())
-    conn = login.load(settings.kubeconfig)
     client = kube.Client(conn)
     metrics = GatewayMetrics()
     hooks = ClusterHooks(
@@ -71,7 +93,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     metrics.staleness.set_function(cluster.staleness)
     # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
     return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
-                      metrics=metrics)
+                      metrics=metrics, guard=guard, resources=resources)
 
 
 async def serve(settings: GatewaySettings,
@@ -90,6 +112,15 @@ async def serve(settings: GatewaySettings,
     await site.start()
     port = _bound_port(runner, settings.port)
     log.info("gateway listening on %s:%d", settings.host, port)
+    admin = None
+    if settings.admin_port is not None:
+        # Probes, /metrics and /ui (`http/admin.py`); the API app owns every resource.
+        admin = web.AppRunner(app[ADMIN], handle_signals=False, access_log=None)
+        await admin.setup()
+        await web.TCPSite(admin, settings.host, settings.admin_port,
+                          reuse_port=settings.reuse_port or None).start()
+        log.info("admin (probes, metrics, status page) on %s:%d", settings.host,
+                 _bound_port(admin, settings.admin_port))
     if on_listening is not None:
         on_listening(port)
     stop = asyncio.Event()
@@ -103,6 +134,8 @@ async def serve(settings: GatewaySettings,
         await asyncio.sleep(settings.drain_seconds)
     finally:
         await runner.cleanup()
+        if admin is not None:
+            await admin.cleanup()
         log.info("gateway stopped")
 
 

@@ -20,6 +20,8 @@ class GatewaySettings:
 
     host: str = "0.0.0.0"
     port: int = 8080
+    #: The admin listener (probes, /metrics, /ui) on `host`; None: not served (tests).
+    admin_port: int | None = 8081
     #: Bind with SO_REUSEPORT (set for each worker in `--workers N` mode).
     reuse_port: bool = False
     default_namespace: str = "default"
@@ -50,6 +52,10 @@ class GatewaySettings:
     poll_interval: float = 1.0
     #: Inbound auth: a file of bearer tokens, one per line (None: no inbound auth).
     auth_tokens_file: str | None = None
+    #: `--auth kubernetes`: callers present ServiceAccount tokens for `auth_audience`;
+    #: RBAC (verb `use` on gatewayendpoints) decides which endpoints each may call.
+    auth_kubernetes: bool = False
+    auth_audience: str = "switchyard"
     #: Seed for the split's RNG (tests and benchmarks only); None: seeded by the OS.
     seed: int | None = None
     #: Where the JSON access line of each request goes: the `switchyard.access` logger

@@ -104,13 +104,26 @@ class Service:
     """A switchyard process with an HTTP port (gateway or operator liveness)."""
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path, port: int,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, admin_port: int | None = None) -> None:
         self.port = port
+        #: The gateway's admin port (probes, /metrics, /ui); None for the operator.
+        self.admin_port = admin_port
         self.process = ManagedProcess(name, list(argv), log_path, env=_clean_env(env))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin port's URL (the gateway's `/metrics` and `/ui` live there)."""
+        if self.admin_port is None:
+            raise ValueError(f"{self.process.name} has no admin port")
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin_get(self, path: str) -> tuple[int, bytes]:
+        """GET a path on the admin port; status 0 when nothing answers."""
+        return _get(self.admin_url + path)
 
     def start(self) -> Service:
         """Start the process (returns self, for chaining)."""
@@ -158,18 +171,22 @@ def gateway(kubeconfig: Path | None, log_dir: Path, *, namespaces: Sequence[str]
             default_namespace: str = "default", config: Path | None = None,
             extra: Sequence[str] = (), env: dict[str, str] | None = None,
             port: int | None = None) -> Service:
-    """A `switchyard gateway` process (not started): in-cluster, or standalone with `config`."""
+    """A `switchyard gateway` process (not started): in-cluster, or standalone with `config`
+    (and `kubeconfig` too for `--auth kubernetes`)."""
     port = port or free_port()
+    admin_port = free_port()
     argv = [*switchyard_argv(), "gateway", "--host", "127.0.0.1", "--port", str(port),
+            "--admin-port", str(admin_port),
             "--default-namespace", default_namespace, "--drain-seconds", "0", *extra]
     if config is not None:
         argv += ["--config", str(config)]
-    elif kubeconfig is not None:
+    if kubeconfig is not None:  # cluster mode, or `--auth kubernetes` in standalone mode
         argv += ["--kubeconfig", str(kubeconfig)]
     if namespaces:
         argv += ["--namespaces", ",".join(namespaces)]
     tag = secrets.token_hex(2)
-    return Service(f"gateway-{tag}", argv, log_dir / f"gateway-{tag}.log", port, env)
+    return Service(f"gateway-{tag}", argv, log_dir / f"gateway-{tag}.log", port, env,
+                   admin_port=admin_port)
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

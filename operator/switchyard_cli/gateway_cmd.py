@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("config", None, "GatewayEndpoint manifests (file or folder): standalone mode")
     flag("host", "0.0.0.0", "address to listen on (default 0.0.0.0)")
     flag("port", 8080, "port to listen on (default 8080)", int)
+    flag("admin-port", 8081, "port of the probes, /metrics and the /ui status page "
+         "(default 8081; not the API port, so callers never see them)", int)
     flag("default-namespace", "default", "namespace of bare endpoint names (default 'default')")
     flag("namespaces", "", "cluster mode: comma-separated namespaces to watch (default all)")
     flag("kubeconfig", None, "cluster mode: kubeconfig instead of in-cluster credentials")
@@ -56,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          "else 408 (default 60)", float)
     flag("auth-tokens-file", None, "require 'Authorization: Bearer <token>' on the API; "
          "tokens one per line, re-read on change (default: no inbound auth)")
+    flag("auth", "", "'kubernetes': callers present a projected ServiceAccount token; "
+         "TokenReview authenticates it and RBAC (verb 'use' on gatewayendpoints."
+         "switchyard.dev) decides which endpoints it may call. Combines with "
+         "--auth-tokens-file (default: off)")
+    flag("auth-audience", "switchyard", "--auth kubernetes: the audience callers' tokens "
+         "must carry (default 'switchyard')")
     flag("workers", 1, "worker processes sharing the port with SO_REUSEPORT (default 1); "
          "metrics are summed over workers (Prometheus multiprocess mode)", int)
     flag("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -113,7 +121,8 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         namespaces=tuple(n.strip() for n in str(args.namespaces).split(",") if n.strip()),
         kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
         keepalive_timeout=float(args.keepalive_timeout), body_timeout=float(args.body_timeout),
-        access_log=args.access_log,
+        access_log=args.access_log, admin_port=int(args.admin_port),
+        auth_kubernetes=args.auth == "kubernetes", auth_audience=args.auth_audience,
         upstream_max_header_bytes=int(args.upstream_max_header_bytes),
         upstream_max_body_bytes=int(args.upstream_max_body_bytes),
         upstream_max_decompressed_bytes=int(args.upstream_max_decompressed_bytes),
@@ -135,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"switchyard gateway: --auth-tokens-file {args.auth_tokens_file}: no such file",
               file=sys.stderr)
         return 2
+    if args.auth not in ("", "kubernetes"):
+        print(f"switchyard gateway: --auth {args.auth}: expected kubernetes", file=sys.stderr)
+        return 2
     if args.access_log not in ("stderr", "logging", "off"):
         print(f"switchyard gateway: --access-log {args.access_log}: expected stderr, logging "
               "or off", file=sys.stderr)
@@ -153,5 +165,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         return serve.run(settings, int(args.workers))
     except ValueError as exc:
-        print(f"switchyard gateway: cluster mode: {exc}", file=sys.stderr)
+        print(f"switchyard gateway: cluster mode or --auth kubernetes: {exc}",
+              file=sys.stderr)
         return 2

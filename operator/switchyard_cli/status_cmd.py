@@ -1,11 +1,11 @@
 """`switchyard status`: the gateway's status page as a table in the terminal.
 
-Reads `GET /ui/status.json` from a running gateway (`--gateway`, default
-http://127.0.0.1:8080) and prints, per endpoint, its config version and age, req/s,
+Reads `GET /ui/status.json` from a running gateway's admin port (`--gateway`, default
+http://127.0.0.1:8081) and prints, per endpoint, its config version and age, req/s,
 p50/p99 and fallbacks, then one line per target in routing order with the configured
 weight against the observed share over the gateway's recent window. `--json` prints the
 document as is. Standard library only (urllib): it works from any machine that can reach
-the gateway, with `--token` when the gateway requires a bearer token.
+the gateway's admin port (which needs no token; `--token` is for a proxy in front of it).
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-DEFAULT_GATEWAY = "http://127.0.0.1:8080"
+DEFAULT_GATEWAY = "http://127.0.0.1:8081"  # the admin port (`--admin-port`)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `switchyard status`."""
     parser.add_argument("--gateway", default=DEFAULT_GATEWAY, metavar="URL",
-                        help=f"the gateway's base URL (default {DEFAULT_GATEWAY})")
+                        help=f"the gateway's admin URL (default {DEFAULT_GATEWAY})")
     parser.add_argument("--token", default=None,
-                        help="bearer token, when the gateway runs with --auth-tokens-file")
+                        help="bearer token, for a proxy in front of the admin port (the "
+                        "gateway's admin port itself needs none)")
     parser.add_argument("--json", action="store_true", help="print the raw status JSON")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
 

@@ -168,4 +168,4 @@ class System:
         )
 
     def metrics(self) -> str:
-        return self.gateway.get("/metrics")[1].decode()
+        return self.gateway.admin_get("/metrics")[1].decode()

@@ -115,11 +115,15 @@ MATRIX: dict[str, dict[str, Any]] = {
                     "gateway.auth.tokens": ["token-0123456789abcdef"]},
     "auth-existing-secret": {"gateway.auth.enabled": True,
                              "gateway.auth.existingSecret": "inbound-tokens"},
+    "auth-kubernetes": {"gateway.auth.kubernetes.enabled": True,
+                        "gateway.auth.kubernetes.audience": "gateway.example"},
     "standalone-operator": {"operator.leaderElection.enabled": False},
     "everything": {
         "watchNamespaces": "WATCHED",
         "gateway.autoscaling.enabled": True, "gateway.networkPolicy.enabled": True,
         "gateway.auth.enabled": True, "gateway.auth.tokens": ["token-0123456789abcdef"],
+        "gateway.auth.kubernetes.enabled": True,
+        "gateway.networkPolicy.adminFrom": [{"namespaceSelector": {}}],
         "operator.replicas": 2, "allowedEnvKeys": {"OPENAI_API_KEY": ["api.openai.com"]},
         "allowedBaseUrlHosts": ["*.models.svc", "vllm.models:8000"],
         "operator.allowedBaseUrlHosts": ["*.legacy.svc"], "gateway.maxInFlight": 256,
@@ -156,12 +160,18 @@ def test_rendered_chart_passes_server_side_dry_run(
     assert len(lines) == len(docs), done.stdout
     assert all(line.endswith("(server dry run)") for line in lines), done.stdout
     _check_pod_conventions(docs)
-    kinds = {d["kind"] for d in docs}
     restricted = "watchNamespaces" in MATRIX[case]
-    # The components' own grants; the aggregated roles for people are ClusterRoles always.
-    component_roles = [d for d in _by_kind(docs, "ClusterRole")
-                       if d["metadata"]["labels"]["app.kubernetes.io/component"] != "rbac"]
-    assert bool(component_roles) is not restricted
+    # The components' own grants; the aggregated roles for people are ClusterRoles always,
+    # and so are caller identity's objects (TokenReview and SubjectAccessReview are
+    # cluster-scoped; the ClusterRole callers bind). No other cluster-scoped grant exists
+    # in restricted mode.
+    def own(d: dict[str, Any]) -> bool:
+        labels = d["metadata"].get("labels", {})
+        return (labels.get("app.kubernetes.io/component") != "rbac"
+                and "switchyard.dev/caller-identity" not in labels)
+
+    kinds = {d["kind"] for d in docs if own(d)}
+    assert ("ClusterRole" in kinds) is not restricted
     assert ("ClusterRoleBinding" in kinds) is not restricted
     if restricted:
         role_namespaces = {d["metadata"]["namespace"] for d in _by_kind(docs, "RoleBinding")}
@@ -202,7 +212,10 @@ def _check_network_policy(docs: Sequence[dict[str, Any]], release_ns: str,
                           watched: list[str] | None) -> None:
     (policy,) = _by_kind(docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    (rule,) = policy["spec"]["ingress"]
+    rule, *admin = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    # The admin port (/metrics, /ui) only from gateway.networkPolicy.adminFrom, if any.
+    assert all(r["ports"] == [{"port": "admin", "protocol": "TCP"}] for r in admin)
     (peer,) = rule["from"]
     if watched:
         (expr,) = peer["namespaceSelector"]["matchExpressions"]
@@ -288,7 +301,49 @@ def test_optional_objects_needing_third_party_crds_render(helm: Helm) -> None:
     })).stdout)
     (monitor,) = _by_kind(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0] == {
-        "port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+        "port": "admin", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    # It scrapes the headless admin Service; the API Service exposes the API port only.
+    services = {s["metadata"]["name"]: s for s in _by_kind(docs, "Service")}
+    admin = services["sy-switchyard-gateway-admin"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= \
+        admin["metadata"]["labels"].items()
+    assert [p["name"] for p in admin["spec"]["ports"]] == ["admin"]
+    assert [p["name"] for p in services["sy-switchyard-gateway"]["spec"]["ports"]] == ["http"]
+
+
+def test_admin_port_is_the_probes_and_not_in_the_service(helm: Helm) -> None:
+    docs = _docs(helm.template("sy", "switchyard").stdout)
+    (gateway,) = [d for d in _by_kind(docs, "Deployment")
+                  if d["metadata"]["name"].endswith("-gateway")]
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    assert "--admin-port=8081" in container["args"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "admin", probe
+    for service in _by_kind(docs, "Service"):
+        assert all(p["targetPort"] != "admin" for p in service["spec"]["ports"])
+
+
+def test_caller_identity_rbac_equals_the_documented_one(helm: Helm) -> None:
+    """gateway.auth.kubernetes: the review rights of docs/gateway-auth-rbac.yaml (which the
+    caller-identity e2e test runs under) and the ClusterRole callers are bound to."""
+    docs = _docs(helm.template("sy", "switchyard-system", *_sets(**{
+        "gateway.auth.kubernetes.enabled": True})).stdout)
+    roles = {d["metadata"]["name"]: d for d in _by_kind(docs, "ClusterRole")}
+    (want,) = _by_kind(_docs((ROOT / "docs" / "gateway-auth-rbac.yaml").read_text()),
+                       "ClusterRole")
+    got = roles["switchyard-system-sy-switchyard-gateway-caller-reviews"]
+    assert _rule_set(got["rules"]) == _rule_set(want["rules"])
+    example = _by_kind(_docs((ROOT / "docs" / "caller-rbac-example.yaml").read_text()),
+                       "ClusterRole")[0]
+    users = roles["switchyard-system-sy-switchyard-endpoint-user"]
+    assert _rule_set(users["rules"]) == _rule_set(example["rules"])
+    (gateway,) = [d for d in _by_kind(docs, "Deployment")
+                  if d["metadata"]["name"].endswith("-gateway")]
+    args = gateway["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--auth=kubernetes" in args and "--auth-audience=switchyard" in args
+    off = _docs(helm.template("sy", "switchyard-system").stdout)
+    assert not [d for d in _by_kind(off, "ClusterRole")
+                if d["metadata"]["name"].endswith(("-endpoint-user", "-caller-reviews"))]
 
 
 def test_chart_rules_equal_the_documented_minimal_rbac(helm: Helm) -> None:

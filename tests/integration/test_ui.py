@@ -59,7 +59,7 @@ async def _drive(gw: Gateway, n: int) -> None:
 
 
 async def _status(gw: Gateway) -> dict[str, object]:
-    async with aiohttp.ClientSession() as http, http.get(gw.url + "/ui/status.json") as reply:
+    async with aiohttp.ClientSession() as http, http.get(gw.admin_url + "/ui/status.json") as reply:
         assert reply.status == 200
         body: dict[str, object] = await reply.json()
         return body
@@ -94,7 +94,7 @@ async def test_switchyard_status_prints_the_same_table(
         gateway: tuple[Gateway, FakeOpenAI], capsys: pytest.CaptureFixture[str]) -> None:
     gw, _ = gateway
     await _drive(gw, 50)
-    code = await asyncio.to_thread(switchyard, ["status", "--gateway", gw.url])
+    code = await asyncio.to_thread(switchyard, ["status", "--gateway", gw.admin_url])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.splitlines()
@@ -145,7 +145,7 @@ async def test_status_page_renders_in_headless_chromium(
     binary = _chromium()
     gw, _ = gateway
     await _drive(gw, 60)
-    url = gw.url + "/ui"
+    url = gw.admin_url + "/ui"
 
     dom = await _chromium_run(binary, tmp_path / "profile", "--dump-dom", url)
     assert 'data-loaded="true"' in dom, dom[-2000:]

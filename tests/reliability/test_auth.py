@@ -70,11 +70,18 @@ async def test_get_routes_need_a_token_too(gateway: Gateway) -> None:
                 assert resp.status == 401, path
 
 
-async def test_probes_and_metrics_are_exempt(gateway: Gateway) -> None:
+async def test_probes_are_exempt_and_metrics_only_on_the_admin_port(gateway: Gateway) -> None:
     async with aiohttp.ClientSession() as http:
-        for path in ("/healthz", "/readyz", "/metrics"):
+        for path in ("/healthz", "/readyz"):
             async with http.get(gateway.url + path) as resp:
                 assert resp.status == 200, path
+        for path in ("/healthz", "/readyz", "/metrics", "/ui", "/ui/status.json"):
+            async with http.get(gateway.admin_url + path) as resp:
+                assert resp.status == 200, path
+        for path in ("/metrics", "/ui", "/ui/status.json"):  # not on the API port at all
+            async with http.get(gateway.url + path, headers={
+                    "Authorization": f"Bearer {TOKENS[0]}"}) as resp:
+                assert resp.status == 404, path
 
 
 async def test_valid_token_with_the_sdk_and_not_forwarded(gateway: Gateway,

@@ -128,7 +128,7 @@ async def test_churn_under_load(tmp_path: pathlib.Path, fakes: dict[str, FakeOpe
 
         async with asyncio.timeout(240):  # a hang guard for the whole run
             await asyncio.gather(churn(), *(worker(i) for i in range(20)))
-        async with http.get(gw.url + "/metrics") as resp:
+        async with http.get(gw.admin_url + "/metrics") as resp:
             metrics = await resp.text()
     assert problems == []
     assert completed == REQUESTS

@@ -109,7 +109,7 @@ async def test_a_key_echoed_by_the_provider_never_reaches_caller_logs_or_metrics
             assert resp.status >= 400
             assert orjson.loads(raw)["error"]["message"]
             assert KEY not in raw.decode() and KEY not in headers
-        async with http.get(gw.url + "/metrics") as resp:
+        async with http.get(gw.admin_url + "/metrics") as resp:
             assert KEY not in await resp.text()
     assert KEY not in caplog.text
 

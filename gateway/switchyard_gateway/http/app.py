@@ -1,7 +1,10 @@
 """The gateway's app factory: routes, middleware, shared state and background work.
 
 `create_app` wires the config store, the credentials, the adapter lookup and the config
-sources into one `web.Application`. Resources live in `cleanup_ctx`: the one upstream
+sources into one `web.Application`, and builds the admin app (`admin.py`: probes, metrics,
+status page) over the same state, kept under `ADMIN`. With `--auth kubernetes` the
+`kube_auth` middleware authenticates callers through the given `identity.Guard`.
+Resources live in `cleanup_ctx`: the one upstream
 transport client (and the router built on it) and the sources' watch tasks, cancelled and
 closed on shutdown. `serve.py` runs the app with handler cancellation on, so a client
 that disconnects cancels its upstream request.
@@ -19,11 +22,12 @@ from aiohttp.typedefs import Middleware
 
 from switchyard_gateway.config.sources import Source
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.http import auth, mlflow_routes, openai_routes, ui
+from switchyard_gateway.http import admin, auth, kube_auth, mlflow_routes, openai_routes
 from switchyard_gateway.http.accounting import accounting_middleware
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.http.tracing import tracing_middleware
+from switchyard_gateway.identity import Guard
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics, access_log
 from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner
 from switchyard_gateway.routing.cooldown import Cooldowns
@@ -33,28 +37,10 @@ from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import Client
 
 Clock = Callable[[], float]
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 log = logging.getLogger(__name__)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: the process is alive."""
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """GET /readyz: 200 after the first full config sync, 503 before it or while draining."""
-    state = request.app[STATE]
-    if state.draining:
-        return web.json_response({"status": "draining"}, status=503)
-    if not state.store.synced:
-        return web.json_response({"status": "syncing"}, status=503)
-    return web.json_response({"status": "ready", "endpoints": len(state.store.snapshot())})
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    """GET /metrics in the Prometheus text format."""
-    body = request.app[STATE].metrics.render()
-    return web.Response(body=body, headers={"content-type": "text/plain; version=0.0.4"})
+#: The admin app (`admin.py`) built with the API app, for `serve.py` to listen on.
+ADMIN = web.AppKey("switchyard_admin", web.Application)
 
 
 def _log_source_failure(task: asyncio.Task[None]) -> None:
@@ -65,10 +51,14 @@ def _log_source_failure(task: asyncio.Task[None]) -> None:
 def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Credentials,
                adapters: AdapterLookup, sources: Sequence[Source] = (),
                cooldown_clock: Clock | None = None,
-               metrics: GatewayMetrics | None = None) -> web.Application:
-    """Build the gateway app (not yet running).
+               metrics: GatewayMetrics | None = None, guard: Guard | None = None,
+               resources: Sequence[CleanupCtx] = ()) -> web.Application:
+    """Build the gateway app (not yet running), and its admin app under `ADMIN`.
 
-    Raises OSError when `settings.auth_tokens_file` is set but cannot be read.
+    `guard` decides who may call what when `settings.auth_kubernetes` is set; `resources`
+    are extra `cleanup_ctx` entries (the guard's API client). Raises OSError when
+    `settings.auth_tokens_file` is set but cannot be read, ValueError when
+    `settings.auth_kubernetes` is set without a guard.
     """
     # One concern each, outermost first: the trace and its headers, then counting and the
     # access line (which must see the final status, so it wraps the error rendering),
@@ -79,12 +69,18 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     if settings.auth_tokens_file is not None:
         tokens = auth.TokenFile(settings.auth_tokens_file)
         tokens.load()
+    if settings.auth_kubernetes:
+        if guard is None:
+            raise ValueError("--auth kubernetes needs the API server (a guard)")
+        middlewares.append(kube_auth.middleware(guard, tokens))
+    elif tokens is not None:
         middlewares.append(auth.middleware(tokens))
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     metrics = metrics or GatewayMetrics()
     store.subscribe(metrics.config_changed)
     state = GatewayState(settings=settings, store=store, metrics=metrics,
-                         redactor=credentials.redactor)
+                         redactor=credentials.redactor,
+                         guard=guard if settings.auth_kubernetes else None)
     if settings.access_log == "stderr" and access_log.isEnabledFor(logging.INFO):
         state.access_writer = AccessLogWriter()
     app[STATE] = state
@@ -122,14 +118,14 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
+    app.cleanup_ctx.extend(resources)
     app.cleanup_ctx.append(upstream)
     app.cleanup_ctx.append(watching)
     if tokens is not None:
         app.cleanup_ctx.append(auth.watching(tokens, settings.poll_interval))
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/healthz", admin.healthz)
+    app.router.add_get("/readyz", admin.readyz)
     openai_routes.add_routes(app)
     mlflow_routes.add_routes(app)
-    ui.add_routes(app)
+    app[ADMIN] = admin.create_admin_app(state)
     return app

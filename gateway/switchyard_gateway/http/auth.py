@@ -1,14 +1,15 @@
 """Inbound authentication: bearer tokens from a file (`switchyard gateway --auth-tokens-file`).
 
-When the flag is set, every route except the probes and the metrics (`/healthz`,
-`/readyz`, `/metrics`, `/openapi.yaml`) needs `Authorization: Bearer <token>` with one of
+When the flag is set, every API route except the probes and the API description
+(`/healthz`, `/readyz`, `/openapi.yaml`) needs `Authorization: Bearer <token>` with one of
 the file's tokens (one per line; blank lines and `#` comments ignored). A missing or wrong
 token is a 401 `Unauthorized`, rendered by the error middleware like every other error.
 
 The file is a mounted Secret in a cluster, so it is re-read when its content changes (a
 background poll, never a file read on the request path). A file that cannot be read at
 start stops the gateway; one that breaks later keeps the last good tokens. A file with no
-tokens refuses every caller (fail closed).
+tokens refuses every caller (fail closed). With `--auth kubernetes` too, `kube_auth.py`
+checks the file's tokens first and takes over the rest.
 
 Comparison is constant-time: the presented token and every known token are hashed to the
 same length and all of them are compared with `hmac.compare_digest`, without an early
@@ -32,8 +33,9 @@ from switchyard_gateway import errors
 
 log = logging.getLogger(__name__)
 
-#: Paths anyone may call: the kubelet's probes, Prometheus and the API description.
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.yaml"})
+#: Paths anyone may call: the probes and the API description. (`/metrics` and `/ui` are
+#: not on the API port at all: `admin.py`.)
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/openapi.yaml"})
 
 
 def _digest(token: str) -> bytes:

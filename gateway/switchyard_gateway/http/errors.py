@@ -1,7 +1,8 @@
 """Turning failures into OpenAI-style error responses: the error concern of every request.
 
 `GatewayError` -> `{"error": {"message", "type", "code", "param", ...}}` with its status
-(and `attempts` plus `x-should-retry: false` for a final routing failure); aiohttp's own
+(and `attempts` plus `x-should-retry: false` for a final routing failure; that header on
+401 and 403 too); aiohttp's own
 HTTP errors (unknown path, wrong method, body too large) get the same shape; anything
 else is a generic 500, logged (scrubbed of key material) with its traceback and never
 shown to the caller. Every 429 carries `Retry-After`. `error_middleware` is the innermost
@@ -66,8 +67,10 @@ def render(exc: errors.GatewayError) -> web.Response:
         type_ = exc.provider_type or exc.type
         code = exc.provider_code or exc.code
         extra = {"param": exc.provider_param}
-    elif isinstance(exc, errors.Overloaded):
+    elif isinstance(exc, (errors.Overloaded, errors.AuthUnavailable)):
         headers["retry-after"] = _seconds(exc.retry_after)
+    elif isinstance(exc, (errors.Unauthorized, errors.Forbidden)):
+        headers["x-should-retry"] = "false"  # the same request can only fail again
     elif isinstance(exc, errors.UpstreamError):  # not expected outside the router
         status = 502 if exc.status in (401, 403) else exc.status
         if exc.retry_after is not None:

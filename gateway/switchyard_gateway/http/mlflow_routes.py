@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from switchyard_gateway.config.compiled import CompiledEndpoint
-from switchyard_gateway.http import proxy
+from switchyard_gateway.http import access, proxy
 from switchyard_gateway.http.openai_routes import display_name
 from switchyard_gateway.http.state import STATE
 from switchyard_schema import Task
@@ -48,10 +48,13 @@ def _name(request: web.Request) -> str:
 
 async def list_endpoints(request: web.Request) -> web.Response:
     """GET /api/2.0/endpoints/ (paged by an offset token)."""
-    store = request.app[STATE].store
+    state = request.app[STATE]
+    store = state.store
     token = request.query.get("page_token", "0")
     start = int(token) if token.isdigit() else 0
     endpoints = [e for _, e in sorted(store.snapshot().items())]
+    if state.guard is not None:  # only what the caller may use (`access.py`)
+        endpoints = await access.usable(request, state.guard, endpoints)
     page = endpoints[start:start + PAGE_SIZE]
     body: dict[str, Any] = {
         "endpoints": [endpoint_entry(e, store.default_namespace) for e in page]}
@@ -63,7 +66,10 @@ async def list_endpoints(request: web.Request) -> web.Response:
 async def get_endpoint(request: web.Request) -> web.Response:
     """GET /api/2.0/endpoints/{name}."""
     state = request.app[STATE]
-    endpoint = proxy.resolve(state, _name(request))
+    name = _name(request)
+    if state.guard is not None:
+        await access.authorize(request, state, state.guard, name)
+    endpoint = proxy.resolve(state, name)
     return web.json_response(endpoint_entry(endpoint, state.store.default_namespace))
 
 
@@ -71,6 +77,8 @@ async def invocations(request: web.Request) -> web.StreamResponse:
     """POST /endpoints/{name}/invocations and /gateway/{name}/mlflow/invocations."""
     state = request.app[STATE]
     name = _name(request)
+    if state.guard is not None:
+        await access.authorize(request, state, state.guard, name)
     endpoint = proxy.resolve(state, name)
     return await proxy.serve(request, endpoint.task, model=name)
 

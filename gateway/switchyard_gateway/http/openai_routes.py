@@ -1,7 +1,8 @@
 """OpenAI-compatible routes: what the official `openai` SDK calls.
 
 `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` (the body's `model`
-names the endpoint), and `GET /v1/models[/{model}]` listing the endpoints.
+names the endpoint), and `GET /v1/models[/{model}]` listing the endpoints (with
+`--auth kubernetes`, only those the caller may use: `access.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from switchyard_gateway.config.compiled import CompiledEndpoint
-from switchyard_gateway.http import proxy
+from switchyard_gateway.http import access, proxy
 from switchyard_gateway.http.state import STATE
 from switchyard_schema import Task
 
@@ -43,16 +44,22 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """GET /v1/models: every endpoint this gateway serves."""
-    store = request.app[STATE].store
+    """GET /v1/models: every endpoint this gateway serves (that the caller may use)."""
+    state = request.app[STATE]
+    store = state.store
     ns = store.default_namespace
-    items = [model_entry(e, ns) for _, e in sorted(store.snapshot().items())]
+    endpoints = [e for _, e in sorted(store.snapshot().items())]
+    if state.guard is not None:
+        endpoints = await access.usable(request, state.guard, endpoints)
+    items = [model_entry(e, ns) for e in endpoints]
     return web.json_response({"object": "list", "data": items})
 
 
 async def get_model(request: web.Request) -> web.Response:
     """GET /v1/models/{model}."""
     state = request.app[STATE]
+    if state.guard is not None:
+        await access.authorize(request, state, state.guard, request.match_info["model"])
     endpoint = proxy.resolve(state, request.match_info["model"])
     return web.json_response(model_entry(endpoint, state.store.default_namespace))
 

@@ -1,7 +1,8 @@
 """The shared path of every routed request: resolve, admit, route, respond.
 
 The OpenAI and MLflow routes parse their URL and body shapes, then call `serve` with the
-task they expect. This module resolves the endpoint (404 if unknown), applies load
+task they expect. This module checks the caller may use the endpoint (`--auth kubernetes`,
+403 whether or not it exists), resolves it (404 if unknown), applies load
 shedding (gateway-wide and per endpoint, 503 + Retry-After), derives the sticky key, and
 hands the request to the router; it writes the JSON answer or relays the stream.
 """
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from switchyard_gateway import errors
 from switchyard_gateway.config.compiled import CompiledEndpoint
-from switchyard_gateway.http import sse
+from switchyard_gateway.http import access, sse
 from switchyard_gateway.http.parsing import ParsedBody, check_body, read_json
 from switchyard_gateway.http.state import STATE, TRACE, GatewayState
 from switchyard_gateway.routing.attempts import Call
@@ -77,6 +78,8 @@ async def serve(request: web.Request, task: Task, model: str | None = None) -> w
     trace = request[TRACE]
     data = await read_json(request, state.settings.max_body_bytes, state.settings.body_timeout)
     parsed = check_body(data, task, model)
+    if state.guard is not None:  # --auth kubernetes: 403 before the name is looked up
+        await access.authorize(request, state, state.guard, parsed.model)
     endpoint = resolve(state, parsed.model)
     trace.endpoint = endpoint.key
     if endpoint.task is not task:

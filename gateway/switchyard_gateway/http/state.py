@@ -14,6 +14,7 @@ from aiohttp import web
 
 from switchyard_gateway import redaction
 from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.identity import Caller, Guard
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics
 from switchyard_gateway.routing.router import RequestTrace, Router
 from switchyard_gateway.settings import GatewaySettings
@@ -34,7 +35,11 @@ class GatewayState:
     access_writer: AccessLogWriter | None = None
     #: The current key scrubber, for anything logged about a request (`Credentials.redactor`).
     redactor: Callable[[], redaction.Redactor] = redaction.no_keys
+    #: `--auth kubernetes`: who may call which endpoint (None: every caller may use all).
+    guard: Guard | None = None
 
 
 STATE = web.AppKey("switchyard_state", GatewayState)
 TRACE = web.RequestKey("switchyard_trace", RequestTrace)
+#: The authenticated caller of a request (set by `kube_auth.py` when `guard` is set).
+CALLER = web.RequestKey("switchyard_caller", Caller)

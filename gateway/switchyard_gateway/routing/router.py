@@ -63,6 +63,8 @@ class RequestTrace:
     #: A committed stream broke after content was sent: the failure kind (`timeout`,
     #: `connectionError`, `serverError`, `rateLimit`), for the access log and metrics.
     broken: str | None = None
+    #: `--auth kubernetes`: the caller's namespace label (empty: caller identity is off).
+    caller_namespace: str = ""
 
     @property
     def sent(self) -> int:

@@ -93,6 +93,7 @@ def summary_line(phase: Phase, result: stats.Stats) -> str:
 def hints(system: DemoSystem) -> list[str]:
     """The commands a human can paste while the demo runs."""
     url = system.gateway_url()
+    admin = system.gateway_admin_url()
     body = ('{"model": "' + system.model + '", "messages": [{"role": "user", '
             '"content": "hi"}]}')
     sdk = (f'from openai import OpenAI; r = OpenAI(base_url="{url}/v1", api_key="unused")'
@@ -102,7 +103,8 @@ def hints(system: DemoSystem) -> list[str]:
     return [
         f"curl -si {url}/v1/chat/completions -H 'content-type: application/json' -d '{body}'",
         f"{sys.executable} -c '{sdk}'",
-        f"{sys.executable} -m switchyard_cli.main status --gateway {url}    (page: {url}/ui)",
+        f"{sys.executable} -m switchyard_cli.main status --gateway {admin}    "
+        f"(page: {admin}/ui)",
         f"{system.kubectl_hint()} get gatewayendpoints -n {system.namespace}",
     ]
 

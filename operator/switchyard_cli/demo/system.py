@@ -132,6 +132,11 @@ class DemoSystem:
         assert self.gateway is not None
         return self.gateway.url
 
+    def gateway_admin_url(self) -> str:
+        """The gateway's admin URL (probes, /metrics, the /ui status page)."""
+        assert self.gateway is not None
+        return self.gateway.admin_url
+
     def close(self) -> None:
         """Stop every process and fake (reverse order) and remove the temporary folders."""
         try:

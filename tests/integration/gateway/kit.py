@@ -20,9 +20,10 @@ from aiohttp import web
 
 from switchyard_gateway.config.sources import FileSource
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.http.app import create_app
+from switchyard_gateway.http.app import ADMIN, create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE, GatewayState
+from switchyard_gateway.identity import Guard
 from switchyard_gateway.providers import registry
 from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
@@ -62,6 +63,8 @@ class Gateway:
     """A running gateway."""
 
     url: str
+    #: The admin port's URL (probes, /metrics, /ui).
+    admin_url: str
     app: web.Application
     store: ConfigStore
     source: FileSource
@@ -89,6 +92,7 @@ def _write(folder: pathlib.Path, docs: list[Any]) -> None:
 @contextlib.asynccontextmanager
 async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[str, str],
                           cooldown_clock: Callable[[], float] | None = None,
+                          guard: Guard | None = None,
                           **settings: Any) -> AsyncIterator[Gateway]:
     """Write `docs`, start the gateway on a free loopback port, stop it afterwards."""
     _write(folder, docs)
@@ -98,16 +102,22 @@ async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[st
     creds = Credentials(env, config.policy.env_names())
     source = FileSource(folder, store, creds, config.poll_interval, config.policy)
     app = create_app(config, store, creds, registry.adapter_for, [source],
-                     cooldown_clock=cooldown_clock)
+                     cooldown_clock=cooldown_clock, guard=guard)
     runner = GatewayRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
+    admin = web.AppRunner(app[ADMIN], handle_signals=False)
+    await admin.setup()
+    await web.TCPSite(admin, "127.0.0.1", 0).start()
+    admin_port = admin.addresses[0][1]
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", app, store, source, folder)
+        yield Gateway(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", app,
+                      store, source, folder)
     finally:
         await runner.cleanup()
+        await admin.cleanup()
 
 
 async def wait_for(predicate: Callable[[], bool], bound: float = 10.0) -> None:

@@ -89,7 +89,7 @@ async def test_health_ready_drain_and_metrics(gateway: Gateway) -> None:
             assert resp.status == 503
         async with http.post(gateway.url + "/v1/chat/completions", json=CHAT) as resp:
             assert resp.status == 200  # still served while draining
-        async with http.get(gateway.url + "/metrics") as resp:
+        async with http.get(gateway.admin_url + "/metrics") as resp:
             text = await resp.text()
     assert 'switchyard_requests_total{endpoint="default/chat",status="200",target="primary"} 2.0' \
         in text
@@ -147,7 +147,7 @@ async def test_reload_applies_good_edits_and_keeps_last_good(
         async with http.post(gw.url + "/v1/chat/completions", json=CHAT) as resp:
             assert resp.status == 200
             assert resp.headers["x-switchyard-target"] == "second"
-        async with http.get(gw.url + "/metrics") as resp:
+        async with http.get(gw.admin_url + "/metrics") as resp:
             text = await resp.text()
         assert 'switchyard_config_changes_total{endpoint="default/chat",kind="rejected"} 1.0' \
             in text

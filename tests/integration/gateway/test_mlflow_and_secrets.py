@@ -105,7 +105,7 @@ async def test_secret_key_is_used_and_no_key_value_leaks(
         async with http.post(gateway.url + "/v1/chat/completions",
                              json={**chat, "stream": True}) as resp:
             bodies.append(await resp.text())
-        async with http.get(gateway.url + "/metrics") as resp:
+        async with http.get(gateway.admin_url + "/metrics") as resp:
             bodies.append(await resp.text())
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     captured = "\n".join(bodies) + logged

@@ -54,7 +54,7 @@ async def test_two_workers_share_the_port_and_the_metrics(tmp_path: pathlib.Path
             answers = await asyncio.gather(*(one(i) for i in range(REQUESTS)))
             assert all(answers)
             for _ in range(4):  # whichever worker answers the scrape sums both
-                _, body = await asyncio.to_thread(gw.get, "/metrics")
+                _, body = await asyncio.to_thread(gw.admin_get, "/metrics")
                 total = stack.metric_value(body.decode(), "switchyard_requests_total",
                                            endpoint="default/chat", status="200")
                 assert total == REQUESTS
