@@ -184,7 +184,7 @@ class Stack:
             return exc.status_code, exc.response.headers.get("x-switchyard-target", "")
 
     def refused(self, reason: str) -> float:
-        return stack.metric_value(self.gateway.get("/metrics")[1].decode(),
+        return stack.metric_value(self.gateway.admin_get("/metrics")[1].decode(),
                                   "switchyard_configmaps_refused_total", reason=reason)
 
 

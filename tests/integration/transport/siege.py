@@ -130,7 +130,7 @@ async def siege(folder: pathlib.Path, attack: str, flags: Sequence[str] = LIMIT_
                     poller.stop.set()
                     await asyncio.to_thread(poller.join, 15)
             peak = hwm_mib(pid)
-            _, metrics = await asyncio.to_thread(gw.get, "/metrics")
+            _, metrics = await asyncio.to_thread(gw.admin_get, "/metrics")
         finally:
             await asyncio.to_thread(gw.stop, 15.0)
             await server.stop()

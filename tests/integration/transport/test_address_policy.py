@@ -151,7 +151,7 @@ async def test_gateway_target_naming_the_metadata_service_falls_back(
                 assert resp.status == 200
                 assert resp.headers["x-switchyard-target"] == "fb"
                 assert resp.headers["x-switchyard-attempts"] == "2"
-            async with http.get(gw.url + "/metrics") as resp:
+            async with http.get(gw.admin_url + "/metrics") as resp:
                 text = await resp.text()
     assert stack.metric_value(text, "switchyard_upstream_addresses_refused_total") == 1
     assert stack.metric_value(text, "switchyard_attempts_total", target="imds",

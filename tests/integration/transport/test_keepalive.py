@@ -196,7 +196,7 @@ async def test_stale_connection_retry_is_not_an_attempt_nor_a_cooldown_failure(
                         ) as resp:
                     assert resp.status == 200
                     assert resp.headers["x-switchyard-attempts"] == "1"
-            async with http.get(gw.url + "/metrics") as resp:
+            async with http.get(gw.admin_url + "/metrics") as resp:
                 text = await resp.text()
     finally:
         await server.stop()
