@@ -50,10 +50,12 @@ if [[ ! -f "$OUT/base-$BASE_KEY.tar" ]]; then
   log "built base image in $((SECONDS - start))s"
 fi
 
-# buildah keeps its layers in the cache; its run folder is thrown away.
+# buildah keeps its layers in the cache; its run folder is thrown away. It runs in a private
+# mount namespace of its own, so the overlay mounts of its build steps can never outlive it.
 run="$(mktemp -d)"
 trap 'rm -rf "$run"' EXIT
-B=(buildah --root "$CACHE/buildah" --runroot "$run" --storage-driver vfs)
+B=(unshare --mount --propagation private
+   buildah --root "$CACHE/buildah" --runroot "$run" --storage-driver overlay)
 base_id="$("${B[@]}" pull -q "oci-archive:$OUT/base-$BASE_KEY.tar")"
 "${B[@]}" tag "$base_id" switchyard.local/debian-python:bookworm
 # The build's pip must trust what the machine's pip trusts (a TLS-inspecting proxy's CA);

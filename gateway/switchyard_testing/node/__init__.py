@@ -41,7 +41,7 @@ __all__ = ["Node", "NodeError", "NodeUnavailable", "build", "images"]
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 NODE_BINARIES = ("kubelet", "kube-proxy", "kube-scheduler", "containerd",
                  "containerd-shim-runc-v2", "ctr", "coredns", "pause")
-IMAGE_FILES = ("pause.tar", "coredns.tar", "switchyard.tar")
+IMAGE_FILES = ("pause.tar", "coredns.tar", "switchyard.tar", "client.tar")
 SWITCHYARD_IMAGE = "switchyard.local/switchyard:dev"
 
 
