@@ -92,6 +92,7 @@ def _chart_rules(manifest: list[dict[str, Any]], account: str, namespace: str) -
             names = " ".join(rule.get("resourceNames", []))
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
-                    full = f"{resource}.{group}" if group else resource
+                    base, _, sub = resource.partition("/")  # kubectl: "<res>.<group>/<sub>"
+                    full = (f"{base}.{group}" if group else base) + (f"/{sub}" if sub else "")
                     rules |= {(full, names, verb) for verb in rule["verbs"]}
     return rules
