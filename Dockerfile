@@ -52,6 +52,11 @@ LABEL org.opencontainers.image.title="switchyard" \
 RUN python -m pip uninstall -y pip setuptools wheel 2>/dev/null || true \
     && rm -rf /root/.cache /usr/local/lib/python3.*/ensurepip
 COPY --from=build /opt/switchyard /opt/switchyard
+# A passwd entry for the runtime user: kopf (and anything else calling getpass.getuser())
+# looks the uid up and crashes on "uid not found" without one.
+RUN groupadd --gid 65532 switchyard \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp \
+        --shell /usr/sbin/nologin switchyard
 ENV PATH="/opt/switchyard/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

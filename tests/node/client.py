@@ -2,13 +2,15 @@
 
 Calls the gateway by its Service's DNS name with the official OpenAI SDK and prints one JSON
 line: how many answers each target served (the gateway's x-switchyard-target header) and
-what failed. SDK retries are off, so every failure is counted; only a refused connection
-(the request never reached a server, as when a Service still lists a dead pod for a moment)
-is tried again, as any HTTP client would.
+what failed. SDK retries are off unless asked for, so every failure is counted; only a
+refused connection (the request never reached a server, as when a Service still lists a
+dead pod for a moment) is tried again, as any HTTP client would.
 
     count N MODEL [BASE_URL]            N sequential chat completions (default: the
                                         gateway Service; a pod's own URL otherwise)
-    steady SECONDS MODEL CONCURRENCY    chat completions from CONCURRENCY threads
+    steady SECONDS MODEL CONCURRENCY [RETRIES]
+                                        chat completions from CONCURRENCY threads, with
+                                        the SDK retrying RETRIES times (its default is 2)
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import sys
 import threading
 import time
 
-import httpx
 import openai
 
 URL = "http://switchyard-gateway.switchyard/v1"
@@ -35,7 +36,8 @@ def one(client: openai.OpenAI, model: str, out: dict[str, collections.Counter[st
             out["served"][raw.headers.get("x-switchyard-target", "?")] += 1
             return
         except openai.APIConnectionError as exc:
-            if isinstance(exc.__cause__, httpx.ConnectError):
+            # The SDK's HTTP library raises ConnectError when no connection was made.
+            if type(exc.__cause__).__name__ == "ConnectError":
                 out["refused"]["connect"] += 1
                 time.sleep(0.05)
                 continue
@@ -50,7 +52,8 @@ def one(client: openai.OpenAI, model: str, out: dict[str, collections.Counter[st
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
     url = args[2] if mode == "count" and len(args) > 2 else URL
-    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=30)
+    retries = int(args[3]) if mode == "steady" and len(args) > 3 else 0
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=retries, timeout=30)
     out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     if mode == "count":
         for _ in range(int(args[0])):

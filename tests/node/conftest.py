@@ -119,6 +119,9 @@ def team(node: nodekit.Node, release: support.Release) -> Iterator[None]:
     for secret in ("openai-key", "anthropic-key"):
         node.kubectl("-n", support.TEAM, "create", "secret", "generic", secret,
                      "--from-literal=api-key=sk-fake-not-a-secret")
+        # The gateway reads only Secrets labelled as credentials (docs/security.md).
+        node.kubectl("-n", support.TEAM, "label", "secret", secret,
+                     "switchyard.dev/credential=true")
     support.deploy_fakes(node, support.FAKES)
     support.start_client_pod(node)
     support.applied(node, support.example())

@@ -192,14 +192,16 @@ def run_client(node: Node, *args: str, timeout: float = 180.0) -> dict[str, dict
 class SteadyTraffic:
     """client.py's `steady` mode running in the background while a test disrupts things."""
 
-    def __init__(self, node: Node, seconds: float, model: str, threads: int) -> None:
+    def __init__(self, node: Node, seconds: float, model: str, threads: int,
+                 retries: int = 0) -> None:
         self.seconds = seconds
         self.proc = subprocess.Popen(
-            client_argv(node, "steady", str(seconds), model, str(threads)),
+            client_argv(node, "steady", str(seconds), model, str(threads), str(retries)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdin is not None
         self.proc.stdin.write(_CLIENT_SCRIPT)
         self.proc.stdin.close()
+        self.proc.stdin = None  # fed: communicate() must not flush it again
 
     def result(self) -> dict[str, dict[str, int]]:
         out, err = self.proc.communicate(timeout=self.seconds + 120)
@@ -245,7 +247,7 @@ def example(broken: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def applied(node: Node, endpoint: dict[str, Any]) -> None:
     node.apply([endpoint])
-    node.kubectl("-n", TEAM, "wait", "--for=jsonpath={.status.phase}=Ready",
-                 "gatewayendpoint/chat", "--timeout=60s", check=False, timeout=70)
+    node.kubectl("-n", TEAM, "wait", "--for=condition=Ready", "gatewayendpoint/chat",
+                 "--timeout=60s", timeout=70)
 
 
