@@ -71,7 +71,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         config.stash[_BUILT] = exc
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     nodekit.Node
 ]:
@@ -82,6 +82,9 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if built is None:
         pytest.skip("the node was not built (collection did not finish normally)")
     if isinstance(built, Exception):
+        # Asked for (SWITCHYARD_NODE=1) under CI: a node that cannot run is a failure.
+        if os.environ.get("CI"):
+            pytest.fail(f"the local node cannot run on this CI machine: {built}", pytrace=False)
         pytest.skip(f"the local node cannot run here: {built}")
     bin_dir, images = built
     handle = nodekit.Node.start(bin_dir, images, progress=_printer(request.config))
@@ -100,7 +103,7 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             _printer(request.config)(f"node cleanup left: {problems}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def release(node: nodekit.Node) -> Iterator[support.Release]:
     """charts/switchyard installed as release `switchyard` in namespace `switchyard`, with
     the locally built image, every pod Ready; uninstalled afterwards."""
@@ -111,7 +114,7 @@ def release(node: nodekit.Node) -> Iterator[support.Release]:
         installed.uninstall()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def team(node: nodekit.Node, release: support.Release) -> Iterator[None]:
     """Namespace team-a: the example's key Secrets, the fake providers behind Services, the
     client pod and the example's GatewayEndpoint at the fakes."""

@@ -81,6 +81,7 @@ def test_operator_leader_handover_within_lease_and_edits_converge(
                      LEASE_SECONDS + 5, "another operator to lead", step=0.2)
     handover = time.monotonic() - deleted
     assert handover <= LEASE_SECONDS, handover
+    print(f"leader {leader_pod} deleted: another operator led after {handover:.1f}s")
     support.wait_for(lambda: support.run_client(node, "count", "5", MODEL).get("served")
                      == {"gpt5": 5}, 60, "the edit to reach the gateways")
     support.applied(node, support.example())
