@@ -5,6 +5,7 @@ their ServiceAccounts can do exactly what the chart's RBAC grants (`kubectl auth
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from switchyard_testing.node import Node
@@ -22,9 +23,24 @@ _ROW = re.compile(r"^(\S*)\s+\[(.*?)\]\s+\[(.*?)\]\s+\[(.*?)\]\s*$")
 Rule = tuple[str, str, str]  # (resource.group, resourceNames, verb)
 
 
+def _lease_holder(node: Node) -> str:
+    done = node.kubectl("-n", NAMESPACE, "get", "lease", "switchyard-operator", "-o",
+                        "jsonpath={.spec.holderIdentity}", check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def test_install_makes_every_pod_ready_non_root_read_only(release: Release, node: Node) -> None:
     operators, gateways = release.ready("operator"), release.ready("gateway")
     assert len(operators) == 1 and len(gateways) == 2
+    # Ready is not enough: the operator answers its probe while it waits for the Lease, so
+    # it must also lead and keep running (as uid 65532 with no passwd entry, kopf's
+    # getpass.getuser() crashed it right after it took the Lease).
+    support.wait_for(lambda: _lease_holder(node) == operators[0]["metadata"]["name"], 60,
+                     "the operator to lead")
+    time.sleep(5)
+    for pod in release.pods("operator") + release.pods("gateway"):
+        restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+        assert restarts == 0, (pod["metadata"]["name"], restarts)
     for pod in operators + gateways:
         name = pod["metadata"]["name"]
         assert pod["spec"]["containers"][0]["image"].startswith(support.IMAGE_REPOSITORY)
