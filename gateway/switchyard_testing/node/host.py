@@ -91,7 +91,10 @@ def preflight() -> None:
         if shutil.which(tool) is None:
             raise NodeUnavailable(f"{tool} not found (apt-get install iptables runc)")
     if kubepods_cgroups():
-        raise NodeUnavailable("a kubepods cgroup exists: another node runs on this machine")
+        raise NodeUnavailable(
+            "a kubepods cgroup exists: another node runs on this machine (or a run killed "
+            "with SIGKILL left its pods: see /sys/fs/cgroup/*/kubepods)"
+        )
     addresses = run(["ip", "-o", "addr", "show"]).stdout
     routes = run(["ip", "route", "show"]).stdout
     for taken in (f"inet {config.HOST_IP}/", f" {HOST_VETH}", config.POD_CIDR):
