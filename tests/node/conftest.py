@@ -99,8 +99,8 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                     shutil.copyfile(path, target / f"{name}.log")
             _printer(request.config)(f"some tests failed: node logs saved in {target}")
         problems = handle.stop()
-        if problems:
-            _printer(request.config)(f"node cleanup left: {problems}")
+        if problems:  # the machine is not as it was: never pass quietly
+            pytest.fail(f"the node's cleanup left: {problems}", pytrace=False)
 
 
 @pytest.fixture(scope="package")

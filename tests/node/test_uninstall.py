@@ -31,11 +31,25 @@ def _everything(node: Node, namespaced: bool, *args: str) -> set[str]:
     return {f"{i['kind'].lower()}/{i['metadata']['name']}" for i in json.loads(out)["items"]}
 
 
-def test_uninstall_leaves_nothing_of_the_release(node: Node, release: Release) -> None:
-    assert release.manifest()
+def _uninstall(node: Node, release: Release) -> None:
     release.uninstall()
     support.wait_for(lambda: not support.pods(node, NAMESPACE, "app.kubernetes.io/instance="
                                               + RELEASE), 120, "the release's pods to go")
+
+
+# The xfail test comes first, so that an error in the node's teardown (after the file's
+# last test) is reported as an error, not swallowed as an expected failure.
+@pytest.mark.xfail(strict=False, reason=(
+    "the operator's Lease is made at run time, not by Helm, and is owned by nothing"))
+def test_uninstall_leaves_no_operator_lease(node: Node, release: Release) -> None:
+    assert release.manifest()
+    _uninstall(node, release)
+    time.sleep(5)  # a terminating operator may still renew (and so re-create) it
+    assert _LEASE not in _everything(node, True, "-n", NAMESPACE)
+
+
+def test_uninstall_leaves_nothing_of_the_release(node: Node, release: Release) -> None:
+    _uninstall(node, release)  # a no-op when the test above ran
     selector = f"app.kubernetes.io/instance={RELEASE}"
     assert _everything(node, True, "-A", "-l", selector) == set()
     assert _everything(node, False, "-l", selector) == set()
@@ -43,11 +57,3 @@ def test_uninstall_leaves_nothing_of_the_release(node: Node, release: Release) -
     assert left == set(), left
     listed = support.helm(node, "list", "-A", "-q").stdout.split()
     assert RELEASE not in listed
-
-
-@pytest.mark.xfail(strict=False, reason=(
-    "the operator's Lease is made at run time, not by Helm, and is owned by nothing"))
-def test_uninstall_leaves_no_operator_lease(node: Node, release: Release) -> None:
-    release.uninstall()  # a no-op when the test above ran
-    time.sleep(5)  # a terminating operator may still renew (and so re-create) it
-    assert _LEASE not in _everything(node, True, "-n", NAMESPACE)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -71,6 +72,17 @@ def build(progress: Callable[[str], None] | None = None) -> Path:
 def images(bin_dir: Path, progress: Callable[[str], None] | None = None) -> Path:
     """Build the node's images (the project's from its Dockerfile); returns their folder."""
     return _script("images.sh", str(bin_dir), progress=progress)
+
+
+def _kill_pods() -> None:
+    for _ in range(50):
+        pids = host.cgroup_members()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
 
 
 class Node(Cluster):
@@ -211,25 +223,30 @@ class Node(Cluster):
         return found
 
     def stop(self) -> list[str]:
-        """Stop everything and restore the machine; returns what could not be cleaned."""
+        """Stop everything and restore the machine; returns what could not be cleaned.
+
+        Every step runs even when one before it failed: a half-stopped node must still give
+        the machine back its sysctls, cgroups and paths.
+        """
+        problems: list[str] = []
+
+        def step(what: str, action: Callable[[], object]) -> None:
+            try:
+                action()
+            except Exception as exc:
+                problems.append(f"{what}: {exc!r}")
+
         for name in ("kube-proxy", "kubelet", "kube-scheduler"):
             if name in self._procs:
-                self._procs[name].stop(timeout=10)
+                step(f"stop {name}", functools.partial(self._procs[name].stop, timeout=10))
         # The pods' processes (their cgroups say which), then containerd and its shims.
-        for _ in range(50):
-            pids = host.cgroup_members()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
+        step("kill the pods' processes", _kill_pods)
         if "containerd" in self._procs:
-            self._procs["containerd"].stop(timeout=10)
-        self.namespaces.stop()
+            step("stop containerd", functools.partial(self._procs["containerd"].stop, timeout=10))
+        step("leave the namespaces", self.namespaces.stop)
         if self.plane:
-            self.plane.stop()
-        problems = self.state.restore()
+            step("stop the control plane", self.plane.stop)
+        step("restore the machine", lambda: problems.extend(self.state.restore()))
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
         return problems

@@ -77,7 +77,7 @@ def run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[
 
 def kubepods_cgroups() -> list[Path]:
     """The kubelet's `kubepods` cgroup in every hierarchy where it exists."""
-    found = [p / "kubepods" for p in CGROUP_ROOT.iterdir() if (p / "kubepods").is_dir()]
+    found = [p / "kubepods" for p in sorted(CGROUP_ROOT.iterdir()) if (p / "kubepods").is_dir()]
     if (CGROUP_ROOT / "kubepods").is_dir():  # a cgroup2-only machine
         found.append(CGROUP_ROOT / "kubepods")
     return found
@@ -134,8 +134,11 @@ class HostState:
             with contextlib.suppress(OSError):
                 if path.read_text().strip() != value:
                     path.write_text(value)
-        for cgroup in kubepods_cgroups():
-            problems += _remove_cgroup_tree(cgroup)
+        try:
+            for cgroup in kubepods_cgroups():
+                problems += _remove_cgroup_tree(cgroup)
+        except OSError as exc:
+            problems.append(f"kubepods cgroups: {exc}")
         for path in reversed(self.created_paths):
             try:
                 path.rmdir()
@@ -145,12 +148,12 @@ class HostState:
 
 
 def _remove_cgroup_tree(top: Path) -> list[str]:
-    # Deepest first; a cgroup whose last task just died may be busy for a moment.
+    # Deepest first; a cgroup whose last task just died may be busy for a moment. os.walk,
+    # unlike Path.rglob, shrugs off folders that vanish while it walks.
     for _ in range(50):
-        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        with contextlib.suppress(OSError):
-            for d in [*dirs, top]:
-                d.rmdir()
+        for folder, _dirs, _files in os.walk(top, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
         if not top.exists():
             return []
         time.sleep(0.1)
@@ -161,9 +164,10 @@ def cgroup_members() -> set[int]:
     """PIDs of every process in a kubepods cgroup: the pods' containers."""
     pids: set[int] = set()
     for top in kubepods_cgroups():
-        for procs in top.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError):
-                pids.update(int(x) for x in procs.read_text().split())
+        for folder, _dirs, files in os.walk(top):  # containers come and go meanwhile
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError, ValueError):
+                    pids.update(int(x) for x in Path(folder, "cgroup.procs").read_text().split())
     return pids
 
 
