@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh clone: venv + dependencies, the Go-built control plane
 # (cached in ~/.cache/switchyard), lint (ruff), types (mypy), layering (import-linter),
 # the unit tests again on the lowest dependency versions pyproject.toml allows, then pytest:
-# unit, integration (real HTTP servers) and e2e (real kube-apiserver).
+# unit, integration (real HTTP servers), e2e (real kube-apiserver) and, as root, node (a
+# real kubelet + containerd node; hack/node/build.sh, docs/testing.md).
 # Extra arguments go to pytest, e.g. hack/test.sh tests/unit -k weights
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,21 @@ elif [[ -n "${CI:-}" ]]; then
   exit 1
 else
   echo "Go not found: e2e tests will be skipped (install Go >= 1.26, or set SWITCHYARD_E2E_KUBECONFIG)" >&2
+fi
+
+echo "== local node (kubelet, kube-proxy, kube-scheduler, containerd, CNI, CoreDNS)" >&2
+if [[ -n "${SWITCHYARD_K8S_BIN:-}" && "$(id -u)" -eq 0 ]]; then
+  missing=()
+  for pkg in runc iptables mmdebstrap buildah; do
+    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  fi
+  hack/node/build.sh >/dev/null
+  export SWITCHYARD_NODE=1  # tests/node: its images are built when pytest has collected
+else
+  echo "not root, or no control plane: the node tests (tests/node) will be skipped" >&2
 fi
 
 if [[ -n "${CI:-}" ]] && ! command -v chromium >/dev/null 2>&1; then

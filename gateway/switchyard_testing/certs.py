@@ -42,13 +42,14 @@ class Pki:
     sa_private_key: Path
 
 
-def generate(folder: Path) -> Pki:
-    """Write a fresh CA, serving certificate and ServiceAccount key pair into `folder`."""
+def generate(folder: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Write a fresh CA, serving certificate and ServiceAccount key pair into `folder`;
+    the serving certificate also names `extra_ips` (where the API server listens)."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _ca_certificate(ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _server_certificate(server_key, ca_key, ca_cert)
+    server_cert = _server_certificate(server_key, ca_key, ca_cert, extra_ips)
     # ServiceAccount tokens are signed RS256 by default; an RSA key avoids any doubt about
     # which JWT algorithms the API server and its clients accept.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -120,10 +121,14 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
 
 
 def _server_certificate(
-    key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
+    key: ec.EllipticCurvePrivateKey,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
+    extra_ips: tuple[str, ...],
 ) -> x509.Certificate:
+    ips = dict.fromkeys((*_SERVER_IPS, *extra_ips))
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in _SERVER_DNS]
-    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SERVER_IPS]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
     return (
         _builder(subject, ca.subject)

@@ -7,7 +7,8 @@ per process. RBAC is on, the default admission plugins run, the API server keeps
 log of Secret, ConfigMap and GatewayEndpoint requests (`audit_events`), ServiceAccount
 tokens are signed, and the controller manager runs the garbage collector and namespace
 controllers, so owned objects and deleted namespaces really go away. There is no kubelet:
-pods never run.
+pods never run, unless `node.py` starts one beside it (then the API server listens on the
+node network's host address, and the controller manager also runs NODE_CONTROLLERS).
 
     with ControlPlane.start() as cp:
         cp.kubectl("get", "namespaces")
@@ -53,6 +54,17 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
 )
+# What a node needs on top (switchyard_testing.node): the node's not-ready taint lifted,
+# Services' EndpointSlices, Deployments and their ReplicaSets, PodDisruptionBudgets.
+NODE_CONTROLLERS = (
+    *CONTROLLERS,
+    "node-lifecycle-controller",
+    "endpointslice-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "disruption-controller",
+)
+LOOPBACK = "127.0.0.1"
 
 
 # What the API server itself logs about requests (its audit log): who asked which URI for
@@ -92,15 +104,24 @@ class ControlPlane(Cluster):
     process and removes the folder unless `keep` was set.
     """
 
-    def __init__(self, bin_dir: Path, root: Path, keep: bool = False) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        root: Path,
+        keep: bool = False,
+        address: str = LOOPBACK,
+        controllers: tuple[str, ...] = CONTROLLERS,
+    ) -> None:
         super().__init__(root / "admin.kubeconfig", bin_dir, root)
         self.root = root
         self.keep = keep
+        self.address = address
+        self.controllers = controllers
         self.etcd_port = free_port()
         self.etcd_peer_port = free_port()
         self.apiserver_port = free_port()
         self.kcm_port = free_port()
-        self.pki = certs.generate(root / "pki")
+        self.pki = certs.generate(root / "pki", extra_ips=(address,))
         self.admin_token = os.urandom(24).hex()
         self._kcm_token = os.urandom(24).hex()
         (root / "logs").mkdir()
@@ -120,6 +141,8 @@ class ControlPlane(Cluster):
         keep: bool = False,
         timeout: float = 90.0,
         crds: Path | None = None,
+        address: str = LOOPBACK,
+        controllers: tuple[str, ...] = CONTROLLERS,
     ) -> ControlPlane:
         """Locate (or build) the binaries, start the three components and wait until ready.
 
@@ -129,11 +152,13 @@ class ControlPlane(Cluster):
         startup messages. Raises binaries.BinariesUnavailable (no Go, failed build),
         ControlPlaneError (a component did not become ready in `timeout` seconds) or
         KubectlError (the API server rejected a CRD); nothing is left running after an
-        error.
+        error. `address` is where the API server listens (a local address other than
+        loopback when pods must reach it, see node.py); `controllers` what the controller
+        manager runs.
         """
         located = binaries.locate(bin_dir, progress)
         root = Path(tempfile.mkdtemp(prefix="switchyard-controlplane-"))
-        plane = cls(located, root, keep=keep)
+        plane = cls(located, root, keep=keep, address=address, controllers=controllers)
         try:
             plane._start_all(timeout, progress or (lambda _: None), crds)
         except BaseException:
@@ -148,7 +173,7 @@ class ControlPlane(Cluster):
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.address}:{self.apiserver_port}"
 
     @property
     def audit_log(self) -> Path:
@@ -273,8 +298,8 @@ class ControlPlane(Cluster):
         return [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={self.apiserver_port}",
             f"--cert-dir={self.root / 'pki'}",
             f"--tls-cert-file={self.pki.server_cert}",
@@ -287,8 +312,11 @@ class ControlPlane(Cluster):
             f"--service-account-signing-key-file={self.pki.sa_private_key}",
             "--service-cluster-ip-range=10.0.0.0/24",
             # The `kubernetes` Service cannot get a loopback endpoint (validation forbids
-            # 127.0.0.0/8), and nothing here routes to it anyway.
-            "--endpoint-reconciler-type=none",
+            # 127.0.0.0/8); with a node, pods reach the API server through it.
+            f"--endpoint-reconciler-type={'none' if self.address == LOOPBACK else 'lease'}",
+            # The kubelet's address, not its name: a name would be resolved through the
+            # machine's DNS resolver (logs/exec/port-forward go to the kubelet).
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false",
             f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
             f"--audit-log-path={self.audit_log}",
@@ -307,7 +335,7 @@ class ControlPlane(Cluster):
             "--bind-address=127.0.0.1",
             f"--secure-port={self.kcm_port}",
             f"--cert-dir={self.root / 'kcm-certs'}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(self.controllers)}",
             "--leader-elect=false",
             f"--service-account-private-key-file={self.pki.sa_private_key}",
             f"--root-ca-file={self.pki.ca_cert}",

@@ -1,0 +1,3 @@
+module switchyard.dev/pause
+
+go 1.26
