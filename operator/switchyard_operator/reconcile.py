@@ -22,7 +22,7 @@ import kopf
 
 from switchyard_kube import client as kubeclient
 from switchyard_operator import apply, refs, render, status, validate
-from switchyard_schema import GatewayEndpoint, normalize, parse_endpoint, signing, targets_summary
+from switchyard_schema import GatewayEndpoint, normalize, signing, targets_summary
 from switchyard_schema.policy import PlatformPolicy
 
 #: Drift repair retries a conflicting or failed write this often, waiting at most this long.
@@ -115,8 +115,8 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], credentials: Credentia
 
 async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialIndex) -> None:
     namespace = body["metadata"]["namespace"]
-    schema_problems, policy_problems = validate.check(body, rt.policy)
-    if schema_problems:
+    verdict = validate.check(body, rt.policy)
+    if verdict.schema:
         refs_cond = status.Condition(
             status.RESOLVED_REFS,
             status.UNKNOWN,
@@ -125,16 +125,16 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
         )
     else:
         refs_cond, _ = await _refs_condition(rt, namespace, body.get("spec"), credentials)
-    if schema_problems or policy_problems:
+    endpoint = verdict.endpoint
+    if endpoint is None or verdict.policy:
         await _reject(
             rt,
             body,
             refs_cond,
-            schema_problems or policy_problems,
-            "InvalidSpec" if schema_problems else "PolicyViolation",
+            verdict.problems,
+            "InvalidSpec" if verdict.schema else "PolicyViolation",
         )
         return
-    endpoint = parse_endpoint(body)
     config = normalize(endpoint)
     manifest = render.configmap(endpoint, config)
     outcome = await apply.ensure_configmap(

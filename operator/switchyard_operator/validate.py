@@ -11,17 +11,37 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from switchyard_schema import Problem, validate_manifest
+from switchyard_schema import GatewayEndpoint, InvalidEndpoint, Problem, parse_endpoint
 from switchyard_schema.policy import PlatformPolicy, spec_problems
 
 
-def check(manifest: Any, policy: PlatformPolicy) -> tuple[list[Problem], list[Problem]]:
-    """Validate a GatewayEndpoint: (schema problems, policy problems); both empty = accepted."""
-    schema = validate_manifest(manifest)
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The outcome of one validation: the typed endpoint when the schema accepts it."""
+
+    endpoint: GatewayEndpoint | None
+    schema: list[Problem]
+    policy: list[Problem]
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Schema problems first (a spec that fails the schema is not judged by policy)."""
+        return self.schema or self.policy
+
+
+def check(manifest: Any, policy: PlatformPolicy) -> Verdict:
+    """Validate a GatewayEndpoint once: the CRD walk and the typed parse (`parse_endpoint`
+    does both), then the platform policy. No problem in either list means accepted."""
+    try:
+        endpoint: GatewayEndpoint | None = parse_endpoint(manifest)
+        schema: list[Problem] = []
+    except InvalidEndpoint as exc:
+        endpoint, schema = None, exc.problems
     spec = manifest.get("spec") if isinstance(manifest, dict) else None
-    return schema, spec_problems(spec, policy)
+    return Verdict(endpoint, schema, spec_problems(spec, policy))
 
 
 def describe(problems: list[Problem]) -> str:
