@@ -72,7 +72,7 @@ class CompiledEndpoint:
     config: EndpointConfig  # the validated source, for /v1/models, MLflow and the UI
     #: For each split target (same index): the candidates in routing order, that target
     #: then the fallbacks, duplicates by identity removed. Worked out once, not per request.
-    candidates: tuple[tuple[CompiledTarget, ...], ...] = ()
+    candidates: tuple[tuple[CompiledTarget, ...], ...]
 
 
 def candidate_lists(split: tuple[CompiledTarget, ...], fallbacks: tuple[CompiledTarget, ...],

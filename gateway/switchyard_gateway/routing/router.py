@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from switchyard_gateway import errors, redaction, transport
-from switchyard_gateway.config import compiled
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
 from switchyard_gateway.routing import choice, policy
@@ -214,10 +213,7 @@ class Router:
     def candidates(self, endpoint: CompiledEndpoint,
                    sticky_key: str | None) -> Sequence[CompiledTarget]:
         """The split target then the fallbacks, duplicates (by identity) removed."""
-        index = self._split_index(endpoint, sticky_key)
-        if endpoint.candidates:
-            return endpoint.candidates[index]
-        return compiled.candidate_lists(endpoint.split, endpoint.fallbacks)[index]
+        return endpoint.candidates[self._split_index(endpoint, sticky_key)]
 
     async def _walk(self, call: Call, trace: RequestTrace, sticky_key: str | None,
                     attempt: Callable[[CompiledTarget, float], Awaitable[T]]) -> T:
