@@ -3,7 +3,7 @@
 Who calls it: the router, on every failed attempt's message (provider error bodies,
 in-band stream errors, transport failures) before that message reaches an error body, an
 access line or a log; the HTTP layer, on anything it logs about an unexpected error. The
-keys come from `secrets.Credentials.redactor()`: every Secret value the gateway holds and
+keys come from `credentials.Credentials.redactor()`: every Secret value the gateway holds and
 every env key it has sent upstream (a key never sent cannot be echoed).
 
 Why pieces and not only whole keys: an upstream may echo a key partly (a proxy that

@@ -23,13 +23,13 @@ from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, Clu
 from switchyard_gateway.config.sources import FileSource, Source
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.config.trust import SigningKeySource, Trust
+from switchyard_gateway.credentials import Credentials
 from switchyard_gateway.http.app import ADMIN, CleanupCtx, create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE
 from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
-from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_kube import client as kube
 from switchyard_kube import login

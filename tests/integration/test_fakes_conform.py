@@ -23,8 +23,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.shared import ErrorObject
 from pydantic import TypeAdapter
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.providers.registry import adapter_for
 from switchyard_gateway.providers.sse import SseDecoder, SseEvent
 from switchyard_schema import Provider, Task

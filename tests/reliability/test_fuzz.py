@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from switchyard_gateway import errors
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.http.parsing import check_body, parse_json
 from switchyard_gateway.providers import registry
 from switchyard_schema import InvalidEndpoint, Provider, Task, load_config, validate_manifest

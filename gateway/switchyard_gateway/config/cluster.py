@@ -30,7 +30,7 @@ from typing import Any
 from switchyard_gateway.config import credential_cache
 from switchyard_gateway.config import trust as trusted
 from switchyard_gateway.config.store import ChangeKind, ConfigStore
-from switchyard_gateway.secrets import Credentials
+from switchyard_gateway.credentials import Credentials
 from switchyard_kube import paths
 from switchyard_kube.client import ApiError, Client, NotFound
 from switchyard_kube.reflector import Obj, Reflector

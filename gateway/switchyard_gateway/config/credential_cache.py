@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.api_key import ApiKey
 from switchyard_schema import BadSecretValue, decode_secret_value, is_credential
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 import yaml
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config import trust
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.credentials import ApiKey
-from switchyard_gateway.secrets import Credentials, secret_entries
+from switchyard_gateway.credentials import Credentials, secret_entries
 from switchyard_schema import (
     EndpointConfig,
     InvalidEndpoint,

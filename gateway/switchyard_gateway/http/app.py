@@ -22,6 +22,7 @@ from aiohttp.typedefs import Middleware
 
 from switchyard_gateway.config.sources import Source
 from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.credentials import Credentials
 from switchyard_gateway.http import admin, auth, kube_auth, mlflow_routes, openai_routes
 from switchyard_gateway.http.accounting import accounting_middleware
 from switchyard_gateway.http.errors import error_middleware
@@ -32,7 +33,6 @@ from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics, access_l
 from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner
 from switchyard_gateway.routing.cooldown import Cooldowns
 from switchyard_gateway.routing.router import Router
-from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import Client
 

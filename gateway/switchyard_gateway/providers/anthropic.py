@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import UpstreamError
 from switchyard_gateway.providers import anthropic_request, sse, upstream_errors
 from switchyard_gateway.providers.anthropic_stream import AnthropicStreamTranslator

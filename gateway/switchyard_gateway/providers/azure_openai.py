@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import quote
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.providers.openai import PATHS, OpenAIAdapter
 from switchyard_schema import Provider, Task
 

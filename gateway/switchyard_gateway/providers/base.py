@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import UpstreamError
 from switchyard_gateway.providers.sse import SSE_LIMITS, SseLimits
 from switchyard_schema import Provider, Task

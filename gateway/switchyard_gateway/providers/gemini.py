@@ -21,8 +21,8 @@ from urllib.parse import quote
 
 import orjson
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import UpstreamError
 from switchyard_gateway.providers import gemini_request, gemini_wire, sse, upstream_errors
 from switchyard_gateway.providers.base import ParsedResponse, UpstreamRequest, Usage

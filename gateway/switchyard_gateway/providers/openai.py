@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.credentials import ApiKey
 from switchyard_gateway.errors import RateLimited, UpstreamError, UpstreamServerError
 from switchyard_gateway.providers import sse, upstream_errors
 from switchyard_gateway.providers.base import (

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from switchyard_gateway import errors, redaction
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.credentials import Credentials
 from switchyard_gateway.providers.base import (
     Adapter,
     ParsedResponse,
@@ -33,7 +34,6 @@ from switchyard_gateway.providers.base import (
 )
 from switchyard_gateway.providers.sse import SSE_LIMITS, SseLimitExceeded, SseLimits
 from switchyard_gateway.routing.deadlines import Deadlines
-from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.transport import (
     BodyCutOff,
     ConnectError,

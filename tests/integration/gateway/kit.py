@@ -20,12 +20,12 @@ from aiohttp import web
 
 from switchyard_gateway.config.sources import FileSource
 from switchyard_gateway.config.store import ConfigStore
+from switchyard_gateway.credentials import Credentials
 from switchyard_gateway.http.app import ADMIN, create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.identity import Guard
 from switchyard_gateway.providers import registry
-from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.settings import GatewaySettings
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from switchyard_gateway.config.sources import FileSource, parse_files
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.secrets import Credentials
+from switchyard_gateway.credentials import Credentials
 from tests.unit.gateway.endpoints import manifest, target
 
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"},

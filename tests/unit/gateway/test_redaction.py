@@ -87,7 +87,7 @@ def test_a_huge_message_is_scrubbed_within_a_bounded_window() -> None:
 
 
 def test_credentials_redact_secrets_and_the_env_keys_they_sent() -> None:
-    from switchyard_gateway.secrets import Credentials
+    from switchyard_gateway.credentials import Credentials
     from switchyard_schema import ApiKeyRef
 
     creds = Credentials({"OPENAI": KEY, "HOME": "/root/unrelated-value"})
@@ -98,8 +98,8 @@ def test_credentials_redact_secrets_and_the_env_keys_they_sent() -> None:
 
 
 def test_credentials_redactor_follows_a_secret_rotation() -> None:
-    from switchyard_gateway.credentials import ApiKey
-    from switchyard_gateway.secrets import Credentials
+    from switchyard_gateway.api_key import ApiKey
+    from switchyard_gateway.credentials import Credentials
 
     creds = Credentials({})
     creds.replace_secrets({("ns", "s", "k"): ApiKey(KEY)})

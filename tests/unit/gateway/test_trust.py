@@ -14,7 +14,7 @@ import yaml
 from switchyard_gateway.config import trust
 from switchyard_gateway.config.sources import FileSource
 from switchyard_gateway.config.store import ConfigStore
-from switchyard_gateway.secrets import Credentials
+from switchyard_gateway.credentials import Credentials
 from switchyard_kube.client import NotFound
 from switchyard_schema import EndpointConfig, config_json, signing
 from switchyard_schema.policy import PlatformPolicy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.providers.azure_openai import AzureOpenAIAdapter
 from switchyard_schema import Provider, Task
 

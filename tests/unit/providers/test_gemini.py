@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.errors import (
     CallerFault,
     ProviderAuthError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.providers.mistral import MistralAdapter
 from switchyard_schema import Provider, Task
 

@@ -7,7 +7,7 @@ import email.utils
 import orjson
 import pytest
 
-from switchyard_gateway.credentials import ApiKey
+from switchyard_gateway.api_key import ApiKey
 from switchyard_gateway.errors import (
     CallerFault,
     ProviderAuthError,

@@ -17,12 +17,12 @@ import orjson
 import pytest
 
 from switchyard_gateway import errors
+from switchyard_gateway.credentials import Credentials
 from switchyard_gateway.providers import registry
 from switchyard_gateway.providers.sse import SseLimits
 from switchyard_gateway.routing.attempts import AttemptRunner, Call
 from switchyard_gateway.routing.cooldown import Cooldowns
 from switchyard_gateway.routing.router import RequestTrace, Router
-from switchyard_gateway.secrets import Credentials
 from switchyard_gateway.transport import BodyCutOff, ConnectError
 from switchyard_testing.memory_transport import MemoryRequest, MemoryResponse, MemoryTransport
 from tests.unit.gateway.endpoints import compiled, target

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from switchyard_gateway.secrets import secret_entries
+from switchyard_gateway.credentials import secret_entries
 from switchyard_operator import render
 from switchyard_schema import BadSecretValue, contract, decode_secret_value, secret_text
 

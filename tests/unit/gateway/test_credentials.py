@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from switchyard_gateway import errors
-from switchyard_gateway.secrets import Credentials, secret_entries
+from switchyard_gateway.credentials import Credentials, secret_entries
 from switchyard_schema import ApiKeyRef, SecretKeyRef
 
 ENV = {"OPENAI_API_KEY": "sk-env-value", "PLATFORM_KEY": "sk-platform"}
