@@ -36,7 +36,11 @@ class _Refreshing:
         # get_api_key_with_prefix runs the loader's refresh hook first: an exec plugin runs
         # again once its token expired, an in-cluster token file is re-read each minute.
         try:
-            value = self.configuration.get_api_key_with_prefix("BearerToken")
+            # The loaders keep the token under "BearerToken" since kubernetes 37 and under
+            # "authorization" before (both "Bearer <token>"); pyproject allows both.
+            value = self.configuration.get_api_key_with_prefix(
+                "BearerToken"
+            ) or self.configuration.get_api_key_with_prefix("authorization")
         except (ConfigException, OSError) as exc:  # a failing plugin: retried with backoff
             raise Transient(0, "CredentialsUnavailable", str(exc)) from exc
         if not value:
