@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import sys
@@ -416,12 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     with plane:
         if args.crds:
             plane.apply_crds(Path(args.crds))
-        print(plane.kubeconfig, flush=True)
-        say(f"export KUBECONFIG={plane.kubeconfig}   # logs in {plane.root / 'logs'}")
-        say("Ctrl-C stops it.")
-        stop = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-        signal.sigwait(stop)
+        processes.hold_until_signalled(say, plane.kubeconfig, plane.root / "logs", "")
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -106,3 +106,15 @@ class ManagedProcess:
         code = self.returncode()
         state = "is running" if code is None else f"exited with status {code}"
         return f"{self.name} {state}; log {self.log_path}, last lines:\n{self.tail()}"
+
+
+def hold_until_signalled(say: Callable[[str], None], kubeconfig: Path, logs: Path,
+                         stops: str) -> None:
+    """Print how to reach a started cluster, then block until SIGINT or SIGTERM (the life
+    of a foreground `python -m switchyard_testing.controlplane` or `.node` command)."""
+    print(kubeconfig, flush=True)
+    say(f"export KUBECONFIG={kubeconfig}   # logs in {logs}")
+    say(f"Ctrl-C stops it{stops}.")
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    signal.sigwait(stop)

@@ -4,11 +4,10 @@ for Ctrl-C; then stop it and restore the machine (as root)."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
-from switchyard_testing import binaries
+from switchyard_testing import binaries, processes
 from switchyard_testing.node import Node, NodeError, NodeUnavailable, build, images
 
 
@@ -30,12 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"error: {exc}")
         return 1
     with node:
-        print(node.kubeconfig, flush=True)
-        say(f"export KUBECONFIG={node.kubeconfig}   # logs in {Path(node.root) / 'logs'}")
-        say("Ctrl-C stops it and restores the machine.")
-        stop = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-        signal.sigwait(stop)
+        processes.hold_until_signalled(say, node.kubeconfig, Path(node.root) / "logs",
+                                       " and restores the machine")
     return 0
 
 
