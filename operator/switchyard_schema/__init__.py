@@ -16,6 +16,7 @@ from switchyard_schema.contract import (
 )
 from switchyard_schema.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from switchyard_schema.models import (
+    DEFAULT_BASE_URLS,
     KNOWN_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     ApiKeyRef,
@@ -46,6 +47,7 @@ from switchyard_schema.validate import is_ours, validate_manifest
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_BASE_URLS",
     "GROUP",
     "KIND",
     "KNOWN_SCHEMA_VERSIONS",

@@ -10,6 +10,8 @@ snake_case; the camelCase aliases exist only at these edges.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -29,6 +31,18 @@ class Provider(enum.StrEnum):
     GEMINI = "gemini"
     MISTRAL = "mistral"
     OPENAI_COMPATIBLE = "openai-compatible"
+
+
+#: What a target without `baseUrl` means: where the provider's own SDK sends (DESIGN.md).
+#: The operator writes it into the rendered config (every default filled); the gateway's
+#: adapters and the platform policy read it from here. Absent: no public default (Azure
+#: resources and OpenAI-compatible servers are always named by `baseUrl`).
+DEFAULT_BASE_URLS: Mapping[Provider, str] = MappingProxyType({
+    Provider.OPENAI: "https://api.openai.com/v1",
+    Provider.ANTHROPIC: "https://api.anthropic.com",
+    Provider.GEMINI: "https://generativelanguage.googleapis.com",
+    Provider.MISTRAL: "https://api.mistral.ai/v1",
+})
 
 
 class Task(enum.StrEnum):

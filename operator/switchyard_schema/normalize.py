@@ -106,16 +106,23 @@ def _assign_names(spec: models.EndpointSpec) -> list[str]:
     return names
 
 
+def _filled(target: models.TargetSpec) -> dict[str, Any]:
+    """A target's fields with the provider's default `baseUrl` written in when it has one."""
+    fields = target.model_dump(exclude={"name"})
+    fields["base_url"] = target.base_url or models.DEFAULT_BASE_URLS.get(target.provider)
+    return fields
+
+
 def normalize(endpoint: GatewayEndpoint) -> models.EndpointConfig:
     """Render the normalised config of a valid endpoint (pure; no I/O)."""
     spec = endpoint.spec
     names = _assign_names(spec)
     split = tuple(
-        models.SplitTarget(name=name, **t.model_dump(exclude={"name"}))
+        models.SplitTarget(name=name, **_filled(t))
         for name, t in zip(names, spec.traffic_split, strict=False)
     )
     fallbacks = tuple(
-        models.Target(name=name, **t.model_dump(exclude={"name"}))
+        models.Target(name=name, **_filled(t))
         for name, t in zip(names[len(split) :], spec.fallbacks, strict=True)
     )
     body = {

@@ -23,17 +23,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from switchyard_schema.models import EndpointConfig, Target
+from switchyard_schema.models import DEFAULT_BASE_URLS, EndpointConfig, Target
 from switchyard_schema.problems import Problem
 
-#: The host each provider's SDK sends to without a `baseUrl` (the gateway's adapters use
-#: the same hosts; a unit test keeps the two in step). Absent: the provider has no public
-#: default (Azure resources and OpenAI-compatible servers are always named by `baseUrl`).
+#: The host each provider's SDK sends to without a `baseUrl` (`DEFAULT_BASE_URLS`, which
+#: the gateway's adapters use too). Absent: the provider has no public default.
 DEFAULT_HOSTS: Mapping[str, str] = {
-    "openai": "api.openai.com",
-    "anthropic": "api.anthropic.com",
-    "gemini": "generativelanguage.googleapis.com",
-    "mistral": "api.mistral.ai",
+    str(provider): str(urlsplit(url).hostname) for provider, url in DEFAULT_BASE_URLS.items()
 }
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 

@@ -30,14 +30,13 @@ from switchyard_gateway.providers import anthropic_request, sse, upstream_errors
 from switchyard_gateway.providers.anthropic_stream import AnthropicStreamTranslator
 from switchyard_gateway.providers.anthropic_wire import (
     API_VERSION,
-    DEFAULT_BASE_URL,
     FINISH_REASONS,
     error_fields,
     usage_of,
 )
 from switchyard_gateway.providers.base import ParsedResponse, UpstreamRequest, Usage
 from switchyard_gateway.providers.openai import openai_usage
-from switchyard_schema import Provider, Task
+from switchyard_schema import DEFAULT_BASE_URLS, Provider, Task
 
 
 def _message(content: list[Any]) -> tuple[dict[str, Any], bool]:
@@ -88,7 +87,7 @@ class AnthropicAdapter:
         payload = anthropic_request.translate(target, body, stream)
         return UpstreamRequest(
             method="POST",
-            url=(target.base_url or DEFAULT_BASE_URL) + "/v1/messages",
+            url=(target.base_url or DEFAULT_BASE_URLS[Provider.ANTHROPIC]) + "/v1/messages",
             headers=headers,
             body=orjson.dumps(payload),
         )

@@ -14,7 +14,6 @@ from switchyard_gateway.providers import upstream_errors
 from switchyard_gateway.providers.base import Usage
 
 API_VERSION = "2023-06-01"
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 FINISH_REASONS: Mapping[str, str] = {
     "end_turn": "stop",

@@ -25,7 +25,6 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     """Azure OpenAI Service: chat, completions, embeddings by deployment."""
 
     provider: ClassVar[Provider] = Provider.AZURE_OPENAI
-    default_base_url: ClassVar[str | None] = None
 
     def url(self, target: CompiledTarget, task: Task) -> str:
         """The deployment URL with `api-version`; raises ValueError without a base URL."""

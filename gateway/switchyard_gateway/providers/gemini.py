@@ -28,15 +28,14 @@ from switchyard_gateway.providers import gemini_request, gemini_wire, sse, upstr
 from switchyard_gateway.providers.base import ParsedResponse, UpstreamRequest, Usage
 from switchyard_gateway.providers.gemini_stream import GeminiStreamTranslator
 from switchyard_gateway.providers.openai import openai_usage
-from switchyard_schema import Provider, Task
-
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+from switchyard_schema import DEFAULT_BASE_URLS, Provider, Task
 
 
 def model_url(target: CompiledTarget, method: str) -> str:
     """`{base}/v1beta/models/{model}:{method}` (the model may be written `models/x`)."""
     model = quote(target.model.removeprefix("models/"), safe="-._")
-    return f"{target.base_url or DEFAULT_BASE_URL}/v1beta/models/{model}:{method}"
+    base = target.base_url or DEFAULT_BASE_URLS[Provider.GEMINI]
+    return f"{base}/v1beta/models/{model}:{method}"
 
 
 def _choices(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ class MistralAdapter(OpenAIAdapter):
 
     provider: ClassVar[Provider] = Provider.MISTRAL
     tasks: ClassVar[frozenset[Task]] = frozenset({Task.CHAT, Task.EMBEDDINGS})
-    default_base_url: ClassVar[str | None] = "https://api.mistral.ai/v1"
     unsupported_fields: ClassVar[frozenset[str]] = frozenset({"stream_options"})
 
     def translate_body(

@@ -30,7 +30,7 @@ from switchyard_gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from switchyard_schema import Provider, Task
+from switchyard_schema import DEFAULT_BASE_URLS, Provider, Task
 
 PATHS: dict[Task, str] = {
     Task.CHAT: "/chat/completions",
@@ -196,7 +196,6 @@ class OpenAIAdapter:
 
     provider: ClassVar[Provider] = Provider.OPENAI
     tasks: ClassVar[frozenset[Task]] = frozenset(Task)
-    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     #: Request fields the upstream rejects although OpenAI accepts them (see Mistral).
     unsupported_fields: ClassVar[frozenset[str]] = frozenset()
 
@@ -219,7 +218,8 @@ class OpenAIAdapter:
 
     def url(self, target: CompiledTarget, task: Task) -> str:
         """`{baseUrl}/chat/completions` and so on; raises ValueError without a base URL."""
-        base = target.base_url or self.default_base_url
+        # Rendered configs carry the default already; an older payload may not.
+        base = target.base_url or DEFAULT_BASE_URLS.get(self.provider)
         if base is None:
             raise ValueError(f"target {target.name!r} ({self.provider.value}) needs a baseUrl")
         return base + PATHS[task]

@@ -18,4 +18,3 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     """An OpenAI-compatible server at a configured base URL."""
 
     provider: ClassVar[Provider] = Provider.OPENAI_COMPATIBLE
-    default_base_url: ClassVar[str | None] = None

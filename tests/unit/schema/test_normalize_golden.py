@@ -112,3 +112,18 @@ def test_a_schema_version_bump_changes_the_hash(monkeypatch: pytest.MonkeyPatch)
     after = normalize(parse_endpoint(manifest))
     assert after.schema_version == models.SCHEMA_VERSION
     assert after.spec_hash != before
+
+
+def test_the_default_base_url_is_written_into_the_payload() -> None:
+    """Every default filled (DESIGN.md): the payload says where a target sends, so the
+    gateway, the policy and a reader of the ConfigMap need no table of their own."""
+    from switchyard_schema import DEFAULT_BASE_URLS, Provider
+
+    manifest = yaml.safe_load((ROOT / "examples" / "01-ab-split.yaml").read_text())
+    for target in manifest["spec"]["trafficSplit"]:
+        target.pop("baseUrl", None)
+    config = normalize(parse_endpoint(manifest))
+    for target in config.traffic_split:
+        assert target.base_url == DEFAULT_BASE_URLS[Provider(target.provider)]
+    assert Provider.OPENAI_COMPATIBLE not in DEFAULT_BASE_URLS
+    assert Provider.AZURE_OPENAI not in DEFAULT_BASE_URLS
