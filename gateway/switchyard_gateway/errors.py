@@ -238,6 +238,22 @@ class ContextLengthExceeded(CallerFault):
     kind = FailureKind.CONTEXT_LENGTH
 
 
+class Unsupported(CallerFault):
+    """This target's provider cannot express the request (a parameter it lacks, such as
+    `n > 1` on Anthropic). Raised while building the request, so nothing was sent: the
+    router tries the next candidate that can, and answers 400 only when none can."""
+
+    code = "unsupported_parameter"
+
+    def __init__(self, what: str, *, target: str = "", provider: str = "",
+                 message: str | None = None) -> None:
+        super().__init__(message or f"{what} is not supported by provider {provider}",
+                         upstream_status=400, target=target)
+        #: The request feature, as the caller wrote it (`n > 1`, `the 'tool' message role`).
+        self.what = what
+        self.provider = provider
+
+
 class StreamBroken(UpstreamError):
     """A stream failed after content reached the client: no fallback is possible any more."""
 

@@ -13,19 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from switchyard_gateway.config.compiled import CompiledTarget
-from switchyard_gateway.errors import CallerFault
+from switchyard_gateway.errors import CallerFault, Unsupported
 from switchyard_gateway.providers.upstream_errors import openai_error_body
 
 
-def untranslatable(target: CompiledTarget, what: str) -> CallerFault:
-    """A caller's request this provider cannot express (raised before anything is sent)."""
-    message = f"{what} is not supported by this endpoint's {target.provider.value} target"
-    return CallerFault(
-        message,
-        upstream_status=400,
-        target=target.name,
-        body=openai_error_body(message, "invalid_request_error", "unsupported_parameter"),
-    )
+def untranslatable(target: CompiledTarget, what: str) -> Unsupported:
+    """A caller's request this provider cannot express (raised before anything is sent;
+    the router moves on to a candidate that can)."""
+    return Unsupported(what, target=target.name, provider=target.provider.value)
 
 
 def stop_sequences(target: CompiledTarget, stop: Any) -> list[str]:

@@ -125,6 +125,8 @@ class _Walk:
     goes_on: bool = True
     #: After a contextLength failure at a target of known window: the largest such window.
     window_limit: int | None = None
+    #: Candidates that cannot express the request (nothing sent), in order.
+    unsupported: list[errors.Unsupported] = dataclasses.field(default_factory=list)
 
 
 Redactors = Callable[[], redaction.Redactor]
@@ -223,50 +225,62 @@ class Router:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy_.request_timeout
         walk: _Walk | None = None  # failure bookkeeping, made on the first failure only
-        for target in self.candidates(endpoint, sticky_key):
-            now = loop.time()
-            if now >= deadline:
-                walk = walk or _Walk(call, trace, deadline)
-                walk.last_error = errors.UpstreamTimeout("request deadline reached")
-                walk.only_rate_limits = False
-                break
-            trace.target = target.name
-            key = (endpoint.key, target.identity)
-            if walk is not None and _too_small(walk, target):
-                continue
-            if not self._cooldowns.allow(key, policy_):
-                walk = walk or _Walk(call, trace, deadline)
-                self._skipped(walk, target, key)
-                continue
-            retries = 0
-            while True:  # one pass per attempt at this target: the first, then retries
-                started = time.perf_counter()
-                try:
-                    result = await attempt(target, min(deadline, now + policy_.attempt_timeout))
-                except errors.UpstreamError as exc:
+        candidates = self.candidates(endpoint, sticky_key)
+        other_arms = False
+        while True:  # once; twice when no candidate could express the request
+            for target in candidates:
+                now = loop.time()
+                if now >= deadline:
                     walk = walk or _Walk(call, trace, deadline)
-                    walk.goes_on = self._failed(walk, target, key, exc,
-                                                time.perf_counter() - started)
-                    if not await self._retry(walk, key, exc, retries):
-                        break
-                    retries += 1
-                    now = loop.time()
+                    walk.last_error = errors.UpstreamTimeout("request deadline reached")
+                    walk.only_rate_limits = False
+                    break
+                trace.target = target.name
+                key = (endpoint.key, target.identity)
+                if walk is not None and _too_small(walk, target):
                     continue
-                except BaseException as exc:
-                    self._cooldowns.release(key)
-                    if isinstance(exc, asyncio.CancelledError):  # the client hung up
-                        trace.attempts.append(errors.AttemptRecord(
-                            target.name, "client_closed", None,
-                            _ms(time.perf_counter() - started), sent=True,
-                            message="the client closed the connection"))
-                    raise
-                self._cooldowns.success(key)
-                trace.attempts.append(errors.AttemptRecord(
-                    target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
-                return result
-            if not walk.goes_on:
+                if not self._cooldowns.allow(key, policy_):
+                    walk = walk or _Walk(call, trace, deadline)
+                    self._skipped(walk, target, key)
+                    continue
+                retries = 0
+                while True:  # one pass per attempt at this target: the first, then retries
+                    started = time.perf_counter()
+                    try:
+                        result = await attempt(target,
+                                               min(deadline, now + policy_.attempt_timeout))
+                    except errors.UpstreamError as exc:
+                        walk = walk or _Walk(call, trace, deadline)
+                        walk.goes_on = self._failed(walk, target, key, exc,
+                                                    time.perf_counter() - started)
+                        if not await self._retry(walk, key, exc, retries):
+                            break
+                        retries += 1
+                        now = loop.time()
+                        continue
+                    except BaseException as exc:
+                        self._cooldowns.release(key)
+                        if isinstance(exc, asyncio.CancelledError):  # the client hung up
+                            trace.attempts.append(errors.AttemptRecord(
+                                target.name, "client_closed", None,
+                                _ms(time.perf_counter() - started), sent=True,
+                                message="the client closed the connection"))
+                        raise
+                    self._cooldowns.success(key)
+                    trace.attempts.append(errors.AttemptRecord(
+                        target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
+                    return result
+                if not walk.goes_on:
+                    break
+            if other_arms or walk is None or not _only_unsupported(walk):
                 break
+            # No candidate could express the request (a parameter its provider lacks): the
+            # other split arms may, so a request gets the same answer whichever arm it drew.
+            candidates = [t for t in endpoint.split if t not in walk.reached]
+            other_arms = True
         walk = walk or _Walk(call, trace, deadline)
+        if _only_unsupported(walk):
+            raise _none_can_serve(walk.unsupported)
         if isinstance(walk.last_error, errors.CallerFault):
             raise walk.last_error  # a contextLength failure no larger target could take
         raise _final_failure(walk, self._cooldowns)
@@ -315,13 +329,17 @@ class Router:
                 exc: errors.UpstreamError, seconds: float) -> bool:
         """Record a failed attempt; True when the walk goes on to the next candidate."""
         self._scrub(exc)
-        sent = not isinstance(exc, errors.MissingCredential)
+        sent = not isinstance(exc, (errors.MissingCredential, errors.Unsupported))
         rate_limited = isinstance(exc, errors.RateLimited)
         walk.reached.append(target)
         walk.only_rate_limits = walk.only_rate_limits and rate_limited
         walk.trace.attempts.append(errors.AttemptRecord(
             target.name, _outcome(exc), exc.upstream_status, _ms(seconds), sent=sent,
             message=errors.cut(exc.message, 200)))
+        if isinstance(exc, errors.Unsupported):  # not the target's failure: no cooldown
+            self._cooldowns.release(key)
+            walk.unsupported.append(exc)
+            return True
         if isinstance(exc, errors.CallerFault):
             self._cooldowns.release(key)
             if not policy.falls_back(walk.call.endpoint.policy, exc):
@@ -390,9 +408,25 @@ async def _read_head(upstream: UpstreamStream, deadline: float) -> list[StreamEv
 def _outcome(exc: errors.UpstreamError) -> str:
     if isinstance(exc, errors.MissingCredential):
         return "missingCredential"
+    if isinstance(exc, errors.Unsupported):
+        return "unsupported"
     if isinstance(exc, errors.CallerFault) and exc.kind is None:
         return "callerFault"
     return exc.kind.value if exc.kind is not None else "error"
+
+
+def _only_unsupported(walk: _Walk) -> bool:
+    """Every candidate reached so far could not express the request (nothing was sent)."""
+    return bool(walk.unsupported) and len(walk.unsupported) == len(walk.reached)
+
+
+def _none_can_serve(unsupported: list[errors.Unsupported]) -> errors.Unsupported:
+    """400 naming what no candidate could express, and the targets that said so."""
+    whats = list(dict.fromkeys(u.what for u in unsupported))
+    targets = ", ".join(f"{u.target} ({u.provider})" for u in unsupported)
+    what = " and ".join(whats)
+    return errors.Unsupported(what, target=unsupported[-1].target, message=(
+        f"{what} is not supported by any target of this endpoint: {targets}"))
 
 
 def _ms(seconds: float) -> float:
