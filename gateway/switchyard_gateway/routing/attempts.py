@@ -41,6 +41,7 @@ from switchyard_gateway.transport import (
     LimitExceeded,
     NullObserver,
     Observer,
+    Overloaded,
     ProtocolError,
     Transport,
     TransportError,
@@ -57,13 +58,16 @@ def map_transport_error(exc: TransportError | TimeoutError,
 
     A connect timeout is a `ConnectError` on both paths, so a `connectionError` (nothing
     was sent); `timeout` is kept for a provider that was sent the request and did not
-    answer in time. A crossed limit is the provider's fault: `serverError`.
+    answer in time. A crossed limit is the provider's fault: `serverError`. An origin
+    without a free connection is the gateway's own overload: `UpstreamOverloaded`.
     """
     if isinstance(exc, TimeoutError):
         return errors.UpstreamTimeout("no response from the provider in time", target=target)
     if isinstance(exc, LimitExceeded):
         return errors.UpstreamServerError(f"the provider's answer is too large: {exc}",
                                           target=target)
+    if isinstance(exc, Overloaded):
+        return errors.UpstreamOverloaded(str(exc), target=target)
     if isinstance(exc, ConnectError):
         return errors.UpstreamConnectionError(str(exc), target=target)
     if isinstance(exc, ConnectionClosed):

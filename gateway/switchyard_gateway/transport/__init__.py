@@ -22,6 +22,7 @@ from switchyard_gateway.transport.errors import (
     ConnectionClosed,
     InvalidRequest,
     LimitExceeded,
+    Overloaded,
     ProtocolError,
     TransportError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Limits",
     "NullObserver",
     "Observer",
+    "Overloaded",
     "Pool",
     "ProtocolError",
     "Response",

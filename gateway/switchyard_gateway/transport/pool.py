@@ -3,15 +3,19 @@
 Connections are opened with Happy Eyeballs over the host's resolved addresses, minus the
 ones the address policy refuses (`addresses.py`); idle ones are kept `keepalive_timeout`
 seconds, checked for a server-side close before reuse, and closed by a reaper timer when
-they expire. A request whose reused connection closes before any byte of the answer
-arrives (the server closed it just as it was taken) is sent once more on a fresh
-connection. Called by `client.py`; never retries anything else.
+they expire. An origin at its connection limit queues further requests for at most
+`capacity_wait` seconds, then refuses them with `Overloaded` (nothing sent, so the
+router falls back), never a silent wait for the whole attempt timeout. A request whose
+reused connection closes before any byte of the answer arrives (the server closed it
+just as it was taken) is sent once more on a fresh connection. Called by `client.py`;
+never retries anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import socket
 import ssl
@@ -28,9 +32,15 @@ from switchyard_gateway.transport.errors import (
     ConnectError,
     ConnectionClosed,
     InvalidRequest,
+    Overloaded,
 )
 from switchyard_gateway.transport.events import NullObserver, Observer
-from switchyard_gateway.transport.limits import KEEPALIVE_SECONDS, Limits
+from switchyard_gateway.transport.limits import (
+    CAPACITY_WAIT_SECONDS,
+    CONNECTIONS_PER_ORIGIN,
+    KEEPALIVE_SECONDS,
+    Limits,
+)
 from switchyard_gateway.transport.response import Response
 
 #: An idle connection older than this is looked at (one `select()`) before reuse: servers
@@ -61,14 +71,15 @@ class _Origin:
     tls: bool
     idle: list[Connection] = dataclasses.field(default_factory=list)
     open: int = 0  # connecting, busy or idle
-    waiters: collections.deque[asyncio.Future[None]] = dataclasses.field(
+    #: requests waiting for a connection; True wakes one to try again, False refuses it
+    waiters: collections.deque[asyncio.Future[bool]] = dataclasses.field(
         default_factory=collections.deque)
 
     def wake_one(self) -> None:
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
                 return
 
 
@@ -83,20 +94,22 @@ class _Target:
 class Pool:
     """HTTP/1.1 keep-alive pool over asyncio, for request/response calls to providers.
 
-    `limit_per_host` bounds the open connections per origin (further requests wait for a
-    free one); idle connections older than `keepalive_timeout` are not reused and are
-    closed by the reaper. `resolver` replaces DNS (tests); `observer` counts refusals and
-    stale-connection retries.
+    `limit_per_host` bounds the open connections per origin (further requests wait up to
+    `capacity_wait` seconds for a free one, then get `Overloaded`); idle connections older
+    than `keepalive_timeout` are not reused and are closed by the reaper. `resolver`
+    replaces DNS (tests); `observer` counts refusals, queueing and stale-connection retries.
     """
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None,
                  connect_timeout: float = 10.0, keepalive_timeout: float = KEEPALIVE_SECONDS,
-                 limit_per_host: int = 1000, limits: Limits | None = None,
+                 limit_per_host: int = CONNECTIONS_PER_ORIGIN,
+                 capacity_wait: float = CAPACITY_WAIT_SECONDS, limits: Limits | None = None,
                  resolver: Resolver | None = None, observer: Observer | None = None) -> None:
         self._ssl = ssl_context or ssl.create_default_context()
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive_timeout
         self._limit = limit_per_host
+        self._capacity_wait = capacity_wait
         self._limits = limits or Limits()
         self._resolver = resolver
         self._observer: Observer = observer or NullObserver()
@@ -109,7 +122,8 @@ class Pool:
                       body: bytes) -> Response:
         """Send one request; return once the response headers are in.
 
-        Raises `ConnectError` (`AddressRefused` included), `ConnectionClosed`,
+        Raises `Overloaded` (the origin's connections stayed busy for the capacity wait),
+        `ConnectError` (`AddressRefused` included), `ConnectionClosed`,
         `ProtocolError` or `InvalidRequest`; a cancellation (deadline, client gone) drops
         the connection. A reused connection closed before any answer byte is replaced
         by a fresh one, once.
@@ -162,23 +176,49 @@ class Pool:
 
     async def _acquire(self, origin: _Origin) -> Connection:
         loop = asyncio.get_running_loop()
-        while True:
-            conn = self._take_idle(origin, loop.time())
-            if conn is not None:
-                return conn
-            if origin.open < self._limit:
-                break
-            waiter = loop.create_future()
-            origin.waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    origin.wake_one()  # woken, then cancelled: hand the turn on
-                else:
-                    waiter.cancel()
-                raise
-        return await self._connect(origin, loop)
+        conn = self._take_idle(origin, loop.time())
+        if conn is not None:
+            return conn
+        if origin.open < self._limit:
+            return await self._connect(origin, loop)
+        return await self._queue(origin, loop)
+
+    async def _queue(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection:
+        """Wait for a free connection, until `capacity_wait` seconds after the call: the
+        origin is at its limit. Off the hot path (only a full origin gets here)."""
+        start = loop.time()
+        deadline = start + self._capacity_wait
+        self._observer.queued()
+        refused = True
+        try:
+            while loop.time() < deadline:
+                waiter: asyncio.Future[bool] = loop.create_future()
+                origin.waiters.append(waiter)
+                expiry = loop.call_at(deadline, _expire, origin.waiters, waiter)
+                try:
+                    woken = await waiter
+                except BaseException:
+                    refused = False  # cancelled (deadline, client gone), not refused
+                    if waiter.done() and not waiter.cancelled() and waiter.result():
+                        origin.wake_one()  # woken, then cancelled: hand the turn on
+                    else:
+                        waiter.cancel()
+                    raise
+                finally:
+                    expiry.cancel()
+                if not woken:
+                    break
+                conn = self._take_idle(origin, loop.time())
+                if conn is not None:
+                    refused = False
+                    return conn
+                if origin.open < self._limit:
+                    refused = False
+                    return await self._connect(origin, loop)
+                # another request took the freed place first: wait on, same deadline
+        finally:
+            self._observer.dequeued(loop.time() - start, refused)
+        raise Overloaded(origin.host, origin.port, self._limit, self._capacity_wait)
 
     def _take_idle(self, origin: _Origin, now: float) -> Connection | None:
         idle = origin.idle
@@ -296,6 +336,15 @@ class Pool:
             self._targets.clear()
         self._targets[url] = target
         return target
+
+
+def _expire(waiters: collections.deque[asyncio.Future[bool]],
+            waiter: asyncio.Future[bool]) -> None:
+    """The capacity wait is over: refuse the waiter and forget it."""
+    if not waiter.done():
+        waiter.set_result(False)
+        with contextlib.suppress(ValueError):
+            waiters.remove(waiter)  # the oldest waiters expire first: found near the front
 
 
 def _encode(method: str, head: str, headers: Mapping[str, str], body: bytes) -> bytes:
