@@ -69,7 +69,7 @@ class Client:
                  capacity_wait: float = CAPACITY_WAIT_SECONDS, limits: Limits | None = None,
                  observer: Observer | None = None,
                  resolver: Resolver | None = None) -> None:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context()  # the pool offers h2 by ALPN on it
         limits = limits or Limits()
         observer = observer or NullObserver()
         self._proxies = EnvProxies()
@@ -77,7 +77,9 @@ class Client:
                          keepalive_timeout=keepalive_timeout, limit_per_host=limit_per_host,
                          capacity_wait=capacity_wait,
                          limits=limits, resolver=resolver, observer=observer)
-        self._proxied = ProxiedClient(self._proxies, context, connect_timeout, limits,
+        # aiohttp speaks HTTP/1.1 only: its own context, which offers no ALPN
+        self._proxied = ProxiedClient(self._proxies, ssl.create_default_context(),
+                                      connect_timeout, limits,
                                       observer)
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],

@@ -21,7 +21,7 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohappyeyeballs
 
@@ -35,6 +35,7 @@ from switchyard_gateway.transport.errors import (
     Overloaded,
 )
 from switchyard_gateway.transport.events import NullObserver, Observer
+from switchyard_gateway.transport.http2 import Multiplexed
 from switchyard_gateway.transport.limits import (
     CAPACITY_WAIT_SECONDS,
     CONNECTIONS_PER_ORIGIN,
@@ -42,6 +43,7 @@ from switchyard_gateway.transport.limits import (
     Limits,
 )
 from switchyard_gateway.transport.response import Response
+from switchyard_gateway.transport.stream import Stream, Unprocessed
 
 #: An idle connection older than this is looked at (one `select()`) before reuse: servers
 #: close idle connections after seconds (uvicorn 5 s, nginx 75 s), so a connection reused
@@ -60,6 +62,10 @@ _FIXED_HEADERS = "User-Agent: switchyard\r\nAccept-Encoding: gzip, deflate\r\n"
 _URL_CACHE_SIZE = 4096
 #: Seconds before the next address of a host is tried alongside (RFC 8305's default).
 HAPPY_EYEBALLS_DELAY = 0.25
+#: What TLS offers by ALPN: HTTP/2 first (many streams per connection), else HTTP/1.1.
+ALPN = ["h2", "http/1.1"]
+
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(slots=True)
@@ -74,6 +80,16 @@ class _Origin:
     #: requests waiting for a connection; True wakes one to try again, False refuses it
     waiters: collections.deque[asyncio.Future[bool]] = dataclasses.field(
         default_factory=collections.deque)
+    #: a connection to it was made: over TLS, ALPN has said which protocol it speaks
+    known: bool = False
+    #: the origin chose HTTP/2 by ALPN: requests go to `muxes`, many per connection
+    multiplexed: bool = False
+    muxes: list[Multiplexed] = dataclasses.field(default_factory=list)
+    #: an HTTP/2 connection being opened, and how many requests already count on it
+    dial: asyncio.Task[Connection | Multiplexed] | None = None
+    dial_claims: int = 0
+    #: streams the server allows per connection (its last SETTINGS)
+    slots: int = 100
 
     def wake_one(self) -> None:
         while self.waiters:
@@ -89,6 +105,15 @@ class _Target:
 
     origin: _Origin
     head: str  # "POST /path HTTP/1.1\r\nHost: ...\r\n" without the method
+    path: str  # "/path?query", HTTP/2's :path
+
+
+class _Switched(Exception):
+    """The new connection chose HTTP/2: the request goes over it instead."""
+
+    def __init__(self, mux: Multiplexed) -> None:
+        super().__init__()
+        self.mux = mux
 
 
 class Pool:
@@ -106,6 +131,7 @@ class Pool:
                  capacity_wait: float = CAPACITY_WAIT_SECONDS, limits: Limits | None = None,
                  resolver: Resolver | None = None, observer: Observer | None = None) -> None:
         self._ssl = ssl_context or ssl.create_default_context()
+        self._ssl.set_alpn_protocols(ALPN)
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive_timeout
         self._limit = limit_per_host
@@ -119,8 +145,9 @@ class Pool:
         self._closed = False
 
     async def request(self, method: str, url: str, headers: Mapping[str, str],
-                      body: bytes) -> Response:
-        """Send one request; return once the response headers are in.
+                      body: bytes) -> Response | Stream:
+        """Send one request; return once the response headers are in (a `Stream` when
+        the origin speaks HTTP/2).
 
         Raises `Overloaded` (the origin's connections stayed busy for the capacity wait),
         `ConnectError` (`AddressRefused` included), `ConnectionClosed`,
@@ -129,8 +156,13 @@ class Pool:
         by a fresh one, once.
         """
         target = self._targets.get(url) or self._parse(url)
+        if target.origin.multiplexed:
+            return await self._request_h2(target, method, headers, body, None)
         data = _encode(method, target.head, headers, body)
-        conn = await self._acquire(target.origin)
+        try:
+            conn = await self._acquire(target.origin)
+        except _Switched as switched:  # the first connection to the origin chose HTTP/2
+            return await self._request_h2(target, method, headers, body, switched.mux)
         response = conn.send(data)
         try:
             await response.wait_headers()
@@ -149,6 +181,8 @@ class Pool:
 
     async def _send_fresh(self, origin: _Origin, data: bytes) -> Response:
         conn = await self._connect(origin, asyncio.get_running_loop())
+        if isinstance(conn, Multiplexed):  # the origin switched to HTTP/2 meanwhile
+            raise ConnectionClosed("the server closed the connection")
         response = conn.send(data)
         try:
             await response.wait_headers()
@@ -158,7 +192,8 @@ class Pool:
         return response
 
     def close(self) -> None:
-        """Close the idle connections; busy ones close when their response does."""
+        """Close the idle connections and the HTTP/2 ones (their open streams fail);
+        busy HTTP/1.1 ones close when their response does."""
         self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
@@ -167,10 +202,99 @@ class Pool:
             for conn in origin.idle:
                 conn.abort()
             origin.idle.clear()
+            for mux in list(origin.muxes):
+                mux.close()
 
     def idle_connections(self) -> int:
         """How many connections wait in the pool (for tests)."""
         return sum(len(o.idle) for o in self._origins.values())
+
+    def open_connections(self) -> int:
+        """Connections open (HTTP/1.1 and HTTP/2, connecting, busy or idle)."""
+        return sum(o.open for o in self._origins.values())
+
+    # -- HTTP/2 ---------------------------------------------------------------------------
+
+    async def _request_h2(self, target: _Target, method: str, headers: Mapping[str, str],
+                          body: bytes, mux: Multiplexed | None) -> Stream:
+        """One request as a stream on an HTTP/2 connection; a stream the server did not
+        process (GOAWAY, REFUSED_STREAM) is sent once more on another connection."""
+        origin = target.origin
+        loop = asyncio.get_running_loop()
+        retried = False
+        while True:
+            if mux is None or not mux.available:
+                mux = await self._acquire_stream(origin, loop)
+            stream = mux.send(method, target.path, headers, body)
+            mux = None
+            try:
+                await stream.wait_headers()
+            except Unprocessed:
+                stream.close()
+                if retried:
+                    raise
+                retried = True
+                self._observer.stale_retry()
+                continue
+            except BaseException:
+                stream.close()
+                raise
+            return stream
+
+    async def _acquire_stream(self, origin: _Origin,
+                              loop: asyncio.AbstractEventLoop) -> Multiplexed:
+        mux = await self._grab_stream(origin, loop)
+        if mux is not None:
+            return mux
+        return await self._queue(origin, loop, lambda: self._grab_stream(origin, loop))
+
+    async def _grab_stream(self, origin: _Origin,
+                           loop: asyncio.AbstractEventLoop) -> Multiplexed | None:
+        """A connection with a free stream slot: an open one, one being opened that has
+        slots nobody claimed yet, or a new one within the connection limit; else None."""
+        while True:
+            for mux in origin.muxes:
+                if mux.available:
+                    return mux
+            dial = origin.dial
+            if dial is not None and origin.dial_claims < origin.slots:
+                origin.dial_claims += 1
+            elif origin.open < self._limit:
+                dial = origin.dial = loop.create_task(self._connect(origin, loop))
+                origin.dial_claims = 1
+                dial.add_done_callback(lambda task: _dialled(origin, task))
+            else:
+                return None
+            conn = await asyncio.shield(dial)
+            if isinstance(conn, Connection):  # the origin went back to HTTP/1.1
+                origin.multiplexed = False
+                conn.abort()
+                raise ConnectionClosed("the server stopped offering HTTP/2")
+
+    def _upgrade(self, origin: _Origin, conn: Connection,
+                 loop: asyncio.AbstractEventLoop) -> Multiplexed:
+        """TLS chose h2: the socket goes to an HTTP/2 connection."""
+        def on_free(mux: Multiplexed) -> None:
+            origin.slots = max(1, mux.max_streams)
+            if mux.available:
+                origin.wake_one()
+
+        def on_closed(mux: Multiplexed) -> None:
+            origin.open -= 1
+            if mux in origin.muxes:
+                origin.muxes.remove(mux)
+            origin.wake_one()
+
+        authority = f"[{origin.host}]" if ":" in origin.host else origin.host
+        if origin.port != 443:
+            authority += f":{origin.port}"
+        mux = Multiplexed(loop, self._limits, self._observer, "https", authority, on_free,
+                          on_closed, origin.slots)
+        transport, early = conn.hand_over()
+        origin.muxes.append(mux)
+        origin.multiplexed = True
+        mux.start(transport, early)
+        return mux
 
     # -- connections ----------------------------------------------------------------------
 
@@ -180,12 +304,45 @@ class Pool:
         if conn is not None:
             return conn
         if origin.open < self._limit:
-            return await self._connect(origin, loop)
-        return await self._queue(origin, loop)
+            if origin.tls and not origin.known:
+                return await self._first_contact(origin, loop)
+            return await self._dial(origin, loop)
+        return await self._queue(origin, loop, lambda: self._grab(origin, loop))
 
-    async def _queue(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection:
-        """Wait for a free connection, until `capacity_wait` seconds after the call: the
-        origin is at its limit. Off the hot path (only a full origin gets here)."""
+    async def _first_contact(self, origin: _Origin,
+                             loop: asyncio.AbstractEventLoop) -> Connection:
+        """The first connection to a TLS origin is shared by the requests that arrive while
+        it opens: if ALPN says h2 they all go over it, not over a connection each."""
+        dial = origin.dial
+        mine = dial is None
+        if dial is None:
+            dial = origin.dial = loop.create_task(self._connect(origin, loop))
+            dial.add_done_callback(lambda task: _dialled(origin, task))
+        conn = await asyncio.shield(dial)
+        if isinstance(conn, Multiplexed):
+            raise _Switched(conn)
+        if mine:
+            return conn
+        return await self._acquire(origin)  # HTTP/1.1: a connection per request
+
+    async def _grab(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection | None:
+        conn = self._take_idle(origin, loop.time())
+        if conn is not None:
+            return conn
+        if origin.open < self._limit:
+            return await self._dial(origin, loop)
+        return None
+
+    async def _dial(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection:
+        conn = await self._connect(origin, loop)
+        if isinstance(conn, Multiplexed):
+            raise _Switched(conn)
+        return conn
+
+    async def _queue(self, origin: _Origin, loop: asyncio.AbstractEventLoop,
+                     grab: Callable[[], Awaitable[_T | None]]) -> _T:
+        """Wait for a free connection (or stream), until `capacity_wait` seconds after the
+        call: the origin is at its limit. Off the hot path (only a full origin gets here)."""
         start = loop.time()
         deadline = start + self._capacity_wait
         self._observer.queued()
@@ -208,14 +365,11 @@ class Pool:
                     expiry.cancel()
                 if not woken:
                     break
-                conn = self._take_idle(origin, loop.time())
-                if conn is not None:
-                    refused = False
-                    return conn
-                if origin.open < self._limit:
-                    refused = False
-                    return await self._connect(origin, loop)
-                # another request took the freed place first: wait on, same deadline
+                refused = False
+                got = await grab()
+                if got is not None:
+                    return got
+                refused = True  # another request took the freed place first: wait on
         finally:
             self._observer.dequeued(loop.time() - start, refused)
         raise Overloaded(origin.host, origin.port, self._limit, self._capacity_wait)
@@ -266,7 +420,8 @@ class Pool:
             raise AddressRefused(origin.host, origin.port, infos[0][4][0])
         return allowed
 
-    async def _connect(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Connection:
+    async def _connect(self, origin: _Origin,
+                       loop: asyncio.AbstractEventLoop) -> Connection | Multiplexed:
         def on_idle(conn: Connection) -> None:
             if self._closed:
                 conn.abort()
@@ -310,6 +465,9 @@ class Pool:
                     exc, asyncio.CancelledError):
                 raise ConnectError(origin.host, origin.port, exc) from exc
             raise
+        origin.known = True
+        if conn.alpn_h2:
+            return self._upgrade(origin, conn, loop)
         return conn
 
     # -- URLs -----------------------------------------------------------------------------
@@ -331,11 +489,20 @@ class Pool:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        target = _Target(origin, f" {path} HTTP/1.1\r\nHost: {host_header}\r\n")
+        target = _Target(origin, f" {path} HTTP/1.1\r\nHost: {host_header}\r\n", path)
         if len(self._targets) >= _URL_CACHE_SIZE:
             self._targets.clear()
         self._targets[url] = target
         return target
+
+
+def _dialled(origin: _Origin, task: asyncio.Task[Connection | Multiplexed]) -> None:
+    """An HTTP/2 dial is over: later requests dial anew (or use the new connection)."""
+    if origin.dial is task:
+        origin.dial = None
+        origin.dial_claims = 0
+    if not task.cancelled():
+        task.exception()  # retrieved: every claimant that still waits has seen it
 
 
 def _expire(waiters: collections.deque[asyncio.Future[bool]],
