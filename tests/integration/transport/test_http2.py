@@ -5,6 +5,7 @@ first event, the capacity limit, and an origin that does not offer h2."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ import h2.errors
 import pytest
 
 from switchyard_gateway.transport import (
+    AddressRefused,
     BodyCutOff,
     ConnectionClosed,
     LimitExceeded,
@@ -307,3 +309,22 @@ async def test_origin_without_h2_is_served_over_http1(pki) -> None:
     finally:
         pool.close()
         await server.stop()
+
+
+async def test_address_policy_applies_to_new_http2_connections(servers, pki) -> None:
+    release = asyncio.Event()
+    server = await _serve(servers, pki, lambda s: _held_until(release, s), max_streams=1)
+    answers = ["127.0.0.1", "169.254.169.254"]  # the name is re-pointed (DNS rebinding)
+
+    async def resolver(host: str, port: int) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers.pop(0), port))]
+    pool = _pool(pki, resolver=resolver)
+    try:
+        first = await pool.request("POST", server.url(), {}, BODY)
+        with pytest.raises(AddressRefused):  # the second stream needs a second connection
+            await pool.request("POST", server.url(), {}, BODY)
+        assert server.connections == 1
+        first.close()
+    finally:
+        release.set()
+        pool.close()
