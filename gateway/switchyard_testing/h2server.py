@@ -193,13 +193,14 @@ class H2Server:
         self.port = 0
         self._server: asyncio.Server | None = None
 
-    async def start(self, cert: str, key: str, alpn: tuple[str, ...] = ("h2",)) -> H2Server:
+    async def start(self, cert: str, key: str, alpn: tuple[str, ...] = ("h2",),
+                    port: int = 0) -> H2Server:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(cert, key)
         tls.set_alpn_protocols(list(alpn))
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _ServerConnection(self), "127.0.0.1",
-                                                0, ssl=tls, backlog=4096)
+                                                port, ssl=tls, backlog=4096)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
