@@ -13,6 +13,7 @@ TCP connections established. Bounded: every phase has a timeout, N is fixed.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import ssl
 import sys
@@ -212,5 +213,13 @@ def section(folder: Path, quick: bool = False) -> list[str]:
             f"{r['held_p50']:.2f} / {r['held_p99']:.2f}",
             f"{r['open_p50']:.1f} / {r['open_p99']:.1f}",
             f"{r['cpu_us_per_event']:.1f}"]) + " |")
-    lines.append("")
+    h2r, h1r = rows["HTTP/2"], rows["HTTP/1.1"]
+    load = os.getloadavg()[0]
+    lines += ["", f"Over HTTP/2 the gateway held {int(h2r['served']):,} streams on "
+              f"{int(h2r['upstream_conns']):,} upstream connections "
+              f"({h2r['kib_per_stream']:.1f} KiB each), over HTTP/1.1 "
+              f"{int(h1r['served']):,} on {int(h1r['upstream_conns']):,} "
+              f"({h1r['kib_per_stream']:.1f} KiB each: a TLS connection per stream). "
+              f"Machine load average during the run: {load:.1f} on 2 cores (the TTFB and CPU "
+              "figures move with it).", ""]
     return lines

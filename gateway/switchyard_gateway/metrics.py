@@ -95,7 +95,8 @@ class GatewayMetrics:
             Counter("switchyard_upstream_addresses_refused", "Upstream connections refused "
                     "by the address policy (link-local, cloud metadata)", registry=r),
             Counter("switchyard_upstream_stale_retries", "Requests resent on a fresh "
-                    "connection after a reused one closed before answering", registry=r),
+                    "connection after a reused one closed before answering, or after an "
+                    "HTTP/2 server did not process the stream", registry=r),
             Gauge("switchyard_upstream_queued", "Requests waiting for a connection to an "
                   "origin at its connection limit", registry=r, multiprocess_mode="livesum"),
             Histogram("switchyard_upstream_queue_wait_seconds", "Time requests waited for a "

@@ -23,7 +23,7 @@ class Observer(Protocol):
 
     def stale_retry(self) -> None:
         """A request was resent on a fresh connection: its reused one was closed before
-        any byte of the answer came."""
+        any byte of the answer came, or an HTTP/2 server did not process its stream."""
 
     def queued(self) -> None:
         """A request started waiting for a connection: its origin is at its limit."""
