@@ -20,6 +20,7 @@ from switchyard_gateway.transport import (
     Limits,
     Overloaded,
     Pool,
+    ProtocolError,
 )
 from switchyard_gateway.transport.http2 import STREAM_WINDOW
 from switchyard_gateway.transport.response import Response
@@ -327,4 +328,18 @@ async def test_address_policy_applies_to_new_http2_connections(servers, pki) -> 
         first.close()
     finally:
         release.set()
+        pool.close()
+
+
+async def test_a_head_over_the_header_limit_is_refused(servers, pki) -> None:
+    async def huge_head(stream: ServerStream) -> None:
+        await stream.respond(200, [("x-filler", "f" * 60_000)])
+        await stream.send(b"{}", end=True)
+    server = await _serve(servers, pki, huge_head)
+    pool = _pool(pki, limits=Limits(header_bytes=16 * 1024))
+    try:
+        with pytest.raises(ProtocolError):  # LimitExceeded, or h2's own header-list cap
+            response = await pool.request("POST", server.url(), {}, BODY)
+            await response.read()
+    finally:
         pool.close()
