@@ -74,6 +74,8 @@ class Multiplexed(asyncio.Protocol):
         self._max_streams = min(max_streams, MAX_STREAMS)
         self.draining = False  # GOAWAY received or sent: no new streams
         self.closed = False
+        self.carried = 0  # streams sent so far
+        self.idle_since = loop.time()  # when the last stream ended
 
     def start(self, transport: asyncio.BaseTransport, early: bytes) -> None:
         """Take over the connection (after TLS chose h2) and send the preface."""
@@ -130,6 +132,7 @@ class Multiplexed(asyncio.Protocol):
             raise InvalidRequest(f"the request cannot be sent over HTTP/2: {exc}") from None
         stream = Stream(self, stream_id, self._loop, self._limits, self._observer)
         self._streams[stream_id] = stream
+        self.carried += 1
         if body:
             window = min(h2c.local_flow_control_window(stream_id), len(body))
             self._send_data(stream_id, body[:window], end=window == len(body))
@@ -161,8 +164,10 @@ class Multiplexed(asyncio.Protocol):
             self.reset(stream.stream_id)
         if self._streams.pop(stream.stream_id, None) is None:
             return
-        if self.draining and not self._streams:
-            self.close()
+        if not self._streams:
+            self.idle_since = self._loop.time()
+            if self.draining:
+                self.close()
         self._on_free(self)
 
     def close(self) -> None:

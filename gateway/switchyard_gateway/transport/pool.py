@@ -218,20 +218,26 @@ class Pool:
     async def _request_h2(self, target: _Target, method: str, headers: Mapping[str, str],
                           body: bytes, mux: Multiplexed | None) -> Stream:
         """One request as a stream on an HTTP/2 connection; a stream the server did not
-        process (GOAWAY, REFUSED_STREAM) is sent once more on another connection."""
+        process (GOAWAY, REFUSED_STREAM), or one whose reused connection closed before
+        any frame of it came, is sent once more."""
         origin = target.origin
         loop = asyncio.get_running_loop()
         retried = False
         while True:
             if mux is None or not mux.available:
                 mux = await self._acquire_stream(origin, loop)
+            reused = mux.carried > 0
             stream = mux.send(method, target.path, headers, body)
-            mux = None
+            lost, mux = mux, None
             try:
                 await stream.wait_headers()
-            except Unprocessed:
+            except ConnectionClosed as exc:
                 stream.close()
-                if retried:
+                # not processed (GOAWAY, REFUSED_STREAM), or a reused connection that
+                # closed before a frame of this stream came (as the stale HTTP/1.1 retry)
+                unprocessed = isinstance(exc, Unprocessed) or (
+                    reused and lost.closed and not stream.received_any)
+                if retried or not unprocessed:
                     raise
                 retried = True
                 self._observer.stale_retry()
@@ -278,6 +284,8 @@ class Pool:
             origin.slots = max(1, mux.max_streams)
             if mux.available:
                 origin.wake_one()
+            if not mux.active and self._reaper is None:
+                self._schedule_reaper(loop)
 
         def on_closed(mux: Multiplexed) -> None:
             origin.open -= 1
@@ -393,8 +401,8 @@ class Pool:
             self._reaper = loop.call_at(when, self._reap, loop)
 
     def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close idle connections past their keep-alive time; run again when the next
-        one expires, while any is left."""
+        """Close idle connections (HTTP/2 ones: without an open stream) past their
+        keep-alive time; run again when the next one expires, while any is left."""
         self._reaper = None
         now = loop.time()
         oldest: float | None = None
@@ -404,6 +412,13 @@ class Pool:
                 conn.abort()
             for conn in origin.idle:
                 oldest = conn.idle_since if oldest is None else min(oldest, conn.idle_since)
+            for mux in list(origin.muxes):  # HTTP/2 connections without a stream
+                if mux.active or mux.closed:
+                    continue
+                if now - mux.idle_since >= self._keepalive:
+                    mux.close()
+                else:
+                    oldest = mux.idle_since if oldest is None else min(oldest, mux.idle_since)
         if oldest is not None:
             self._schedule_reaper(loop, oldest + self._keepalive)
 

@@ -92,6 +92,12 @@ class Stream:
             return True
         return bool(self._chunks) and self._inflater is None
 
+    @property
+    def received_any(self) -> bool:
+        """A frame of the answer arrived (a stream on a connection closed under it
+        before that was not answered)."""
+        return self.headers_done or self._received > 0
+
     async def wait_headers(self) -> None:
         """Until the response headers are in; raises what broke the stream."""
         while not self.headers_done:

@@ -343,3 +343,40 @@ async def test_a_head_over_the_header_limit_is_refused(servers, pki) -> None:
             await response.read()
     finally:
         pool.close()
+
+
+async def test_idle_http2_connections_are_closed_after_the_keepalive(servers, pki) -> None:
+    async def quick(stream: ServerStream) -> None:
+        await stream.respond(200)
+        await stream.send(b"{}", end=True)
+    server = await _serve(servers, pki, quick)
+    pool = _pool(pki, keepalive_timeout=0.2)
+    try:
+        response = await pool.request("POST", server.url(), {}, BODY)
+        assert await response.read() == b"{}"
+        response.release()
+        assert pool.open_connections() == 1
+        await asyncio.sleep(0.6)
+        assert pool.open_connections() == 0 and server.open == 0
+    finally:
+        pool.close()
+
+
+async def test_reused_connection_closed_before_answering_is_retried(servers, pki) -> None:
+    async def close_second(stream: ServerStream) -> None:
+        if stream.connection_index == 1 and server.streams == 2:
+            assert stream._conn.transport is not None
+            stream._conn.transport.abort()  # no GOAWAY: the server just went
+            return
+        await stream.respond(200)
+        await stream.send(f"conn {stream.connection_index}".encode(), end=True)
+    server = await _serve(servers, pki, close_second)
+    pool = _pool(pki)
+    try:
+        for expected in (b"conn 1", b"conn 2"):
+            response = await pool.request("POST", server.url(), {}, BODY)
+            assert await response.read() == expected
+            response.release()
+        assert server.streams == 3
+    finally:
+        pool.close()
