@@ -64,6 +64,7 @@ class GatewaySettings:
     #: busy before the attempt fails as overloaded (`transport/limits.py`).
     upstream_max_connections_per_origin: int = limits.CONNECTIONS_PER_ORIGIN
     upstream_capacity_wait_seconds: float = limits.CAPACITY_WAIT_SECONDS
+    upstream_max_streams_per_origin: int = limits.STREAMS_PER_ORIGIN
 
     def upstream_limits(self) -> limits.Limits:
         """The transport's byte limits."""

@@ -76,6 +76,8 @@ def _upstream_flags(flag: Any) -> None:
     flag("upstream-capacity-wait-seconds", limits.CAPACITY_WAIT_SECONDS, "how long a "
          "request waits for a connection when its origin is at the limit; then the attempt "
          "fails as overloaded and the fallback serves (default 0.25)", float)
+    flag("upstream-max-streams-per-origin", limits.STREAMS_PER_ORIGIN, "concurrent HTTP/2 "
+         "streams to one upstream origin, over all its connections (default 10000)", int)
 
 
 def _upstream_problem(args: argparse.Namespace) -> str | None:
@@ -87,6 +89,8 @@ def _upstream_problem(args: argparse.Namespace) -> str | None:
         return "--upstream-keepalive-seconds must be above 0"
     if int(args.upstream_max_connections_per_origin) < 1:
         return "--upstream-max-connections-per-origin must be at least 1"
+    if int(args.upstream_max_streams_per_origin) < 1:
+        return "--upstream-max-streams-per-origin must be at least 1"
     if float(args.upstream_capacity_wait_seconds) < 0:
         return "--upstream-capacity-wait-seconds must be 0 or more"
     return None
@@ -114,6 +118,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         upstream_keepalive_seconds=float(args.upstream_keepalive_seconds),
         upstream_max_connections_per_origin=int(args.upstream_max_connections_per_origin),
         upstream_capacity_wait_seconds=float(args.upstream_capacity_wait_seconds),
+        upstream_max_streams_per_origin=int(args.upstream_max_streams_per_origin),
     )
 
 

@@ -125,7 +125,8 @@ MATRIX: dict[str, dict[str, Any]] = {
         "gateway.upstream": {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608,
                              "maxDecompressedBytes": 8388608, "maxSseLineBytes": 1048576,
                              "maxSseEventBytes": 2097152, "keepaliveSeconds": 3.5,
-                             "maxConnectionsPerOrigin": 4000, "capacityWaitSeconds": 0.5},
+                             "maxConnectionsPerOrigin": 4000, "capacityWaitSeconds": 0.5,
+                             "maxStreamsPerOrigin": 20000},
     },
 }
 
@@ -256,7 +257,7 @@ def test_upstream_limits_render_as_flags_the_gateway_accepts(helm: Helm) -> None
     upstream = {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608, "maxDecompressedBytes":
                 9437184, "maxSseLineBytes": 1048576, "maxSseEventBytes": 2097152,
                 "keepaliveSeconds": 3.5, "maxConnectionsPerOrigin": 4000,
-                "capacityWaitSeconds": 0.5}
+                "capacityWaitSeconds": 0.5, "maxStreamsPerOrigin": 20000}
     docs = _docs(helm.template("sy", "default", *_sets(**{"gateway.upstream": upstream})).stdout)
     deployment = next(d for d in _by_kind(docs, "Deployment")
                       if d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "gateway")
@@ -269,7 +270,8 @@ def test_upstream_limits_render_as_flags_the_gateway_accepts(helm: Helm) -> None
             settings.upstream_max_sse_event_bytes, settings.upstream_keepalive_seconds) == (
         32768, 8388608, 9437184, 1048576, 2097152, 3.5)
     assert (settings.upstream_max_connections_per_origin,
-            settings.upstream_capacity_wait_seconds) == (4000, 0.5)
+            settings.upstream_capacity_wait_seconds,
+            settings.upstream_max_streams_per_origin) == (4000, 0.5, 20000)
     defaults = _docs(helm.template("sy", "default").stdout)
     assert not any("--upstream-" in arg for d in _by_kind(defaults, "Deployment")
                    for arg in d["spec"]["template"]["spec"]["containers"][0]["args"])

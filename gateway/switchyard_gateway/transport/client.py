@@ -18,6 +18,7 @@ from switchyard_gateway.transport.limits import (
     CAPACITY_WAIT_SECONDS,
     CONNECTIONS_PER_ORIGIN,
     KEEPALIVE_SECONDS,
+    STREAMS_PER_ORIGIN,
     Limits,
 )
 from switchyard_gateway.transport.pool import Pool, Resolver
@@ -66,7 +67,8 @@ class Client:
     def __init__(self, *, connect_timeout: float = 10.0,
                  keepalive_timeout: float = KEEPALIVE_SECONDS,
                  limit_per_host: int = CONNECTIONS_PER_ORIGIN,
-                 capacity_wait: float = CAPACITY_WAIT_SECONDS, limits: Limits | None = None,
+                 capacity_wait: float = CAPACITY_WAIT_SECONDS,
+                 streams_per_origin: int = STREAMS_PER_ORIGIN, limits: Limits | None = None,
                  observer: Observer | None = None,
                  resolver: Resolver | None = None) -> None:
         context = ssl.create_default_context()  # the pool offers h2 by ALPN on it
@@ -75,7 +77,7 @@ class Client:
         self._proxies = EnvProxies()
         self.pool = Pool(ssl_context=context, connect_timeout=connect_timeout,
                          keepalive_timeout=keepalive_timeout, limit_per_host=limit_per_host,
-                         capacity_wait=capacity_wait,
+                         capacity_wait=capacity_wait, streams_per_origin=streams_per_origin,
                          limits=limits, resolver=resolver, observer=observer)
         # aiohttp speaks HTTP/1.1 only: its own context, which offers no ALPN
         self._proxied = ProxiedClient(self._proxies, ssl.create_default_context(),

@@ -52,11 +52,12 @@ _FIXED = [("user-agent", "switchyard"), ("accept-encoding", "gzip, deflate")]
 
 
 class Multiplexed(asyncio.Protocol):
-    """A client HTTP/2 connection; `on_free` runs when a stream slot frees (the pool wakes
-    a waiter), `on_closed` once when the connection is gone."""
+    """A client HTTP/2 connection; `on_free(mux, ended)` runs when a stream slot frees
+    (`ended` streams were let go, 0 when the server allowed more), `on_closed` once when
+    the connection is gone."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, observer: Observer,
-                 scheme: str, authority: str, on_free: Callable[[Multiplexed], None],
+                 scheme: str, authority: str, on_free: Callable[[Multiplexed, int], None],
                  on_closed: Callable[[Multiplexed], None], max_streams: int = 100) -> None:
         self._loop = loop
         self._limits = limits
@@ -168,7 +169,7 @@ class Multiplexed(asyncio.Protocol):
             self.idle_since = self._loop.time()
             if self.draining:
                 self.close()
-        self._on_free(self)
+        self._on_free(self, 1)
 
     def close(self) -> None:
         """Close the connection (its streams fail with `ConnectionClosed`)."""
@@ -262,7 +263,7 @@ class Multiplexed(asyncio.Protocol):
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             limit = self._h2.remote_settings.max_concurrent_streams
             self._max_streams = max(0, min(limit, MAX_STREAMS))
-            self._on_free(self)  # more room, maybe
+            self._on_free(self, 0)  # more room, maybe
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._goaway(event.last_stream_id, event.error_code)
 

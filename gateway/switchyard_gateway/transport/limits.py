@@ -36,6 +36,11 @@ CONNECTIONS_PER_ORIGIN = 1000
 #: tens of seconds, so a longer wait mostly ends in the attempt timeout anyway, a minute
 #: late; 250 ms absorbs the turnover of short requests.
 CAPACITY_WAIT_SECONDS = 0.25
+#: Concurrent streams (requests) to one origin over HTTP/2, whatever the connections could
+#: carry (1,000 x the server's 100 by default): each costs ~24 KiB of gateway memory and
+#: up to a 256 KiB flow-control window, so this bounds one provider's share of a pod. On
+#: HTTP/1.1 the connection limit already is the stream limit.
+STREAMS_PER_ORIGIN = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

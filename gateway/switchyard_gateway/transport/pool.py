@@ -40,6 +40,7 @@ from switchyard_gateway.transport.limits import (
     CAPACITY_WAIT_SECONDS,
     CONNECTIONS_PER_ORIGIN,
     KEEPALIVE_SECONDS,
+    STREAMS_PER_ORIGIN,
     Limits,
 )
 from switchyard_gateway.transport.response import Response
@@ -90,6 +91,8 @@ class _Origin:
     dial_claims: int = 0
     #: streams the server allows per connection (its last SETTINGS)
     slots: int = 100
+    #: HTTP/2 streams open now, on all its connections
+    streams: int = 0
 
     def wake_one(self) -> None:
         while self.waiters:
@@ -119,8 +122,9 @@ class _Switched(Exception):
 class Pool:
     """HTTP/1.1 keep-alive pool over asyncio, for request/response calls to providers.
 
-    `limit_per_host` bounds the open connections per origin (further requests wait up to
-    `capacity_wait` seconds for a free one, then get `Overloaded`); idle connections older
+    `limit_per_host` bounds the open connections per origin and `streams_per_origin` the
+    HTTP/2 streams (further requests wait up to `capacity_wait` seconds for a free one,
+    then get `Overloaded`); idle connections older
     than `keepalive_timeout` are not reused and are closed by the reaper. `resolver`
     replaces DNS (tests); `observer` counts refusals, queueing and stale-connection retries.
     """
@@ -128,7 +132,8 @@ class Pool:
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None,
                  connect_timeout: float = 10.0, keepalive_timeout: float = KEEPALIVE_SECONDS,
                  limit_per_host: int = CONNECTIONS_PER_ORIGIN,
-                 capacity_wait: float = CAPACITY_WAIT_SECONDS, limits: Limits | None = None,
+                 capacity_wait: float = CAPACITY_WAIT_SECONDS,
+                 streams_per_origin: int = STREAMS_PER_ORIGIN, limits: Limits | None = None,
                  resolver: Resolver | None = None, observer: Observer | None = None) -> None:
         self._ssl = ssl_context or ssl.create_default_context()
         self._ssl.set_alpn_protocols(ALPN)
@@ -136,6 +141,7 @@ class Pool:
         self._keepalive = keepalive_timeout
         self._limit = limit_per_host
         self._capacity_wait = capacity_wait
+        self._stream_limit = streams_per_origin
         self._limits = limits or Limits()
         self._resolver = resolver
         self._observer: Observer = observer or NullObserver()
@@ -228,6 +234,7 @@ class Pool:
                 mux = await self._acquire_stream(origin, loop)
             reused = mux.carried > 0
             stream = mux.send(method, target.path, headers, body)
+            origin.streams += 1  # until `on_free` says it ended
             lost, mux = mux, None
             try:
                 await stream.wait_headers()
@@ -252,13 +259,17 @@ class Pool:
         mux = await self._grab_stream(origin, loop)
         if mux is not None:
             return mux
-        return await self._queue(origin, loop, lambda: self._grab_stream(origin, loop))
+        return await self._queue(origin, loop, lambda: self._grab_stream(origin, loop),
+                                 streams=origin.streams >= self._stream_limit)
 
     async def _grab_stream(self, origin: _Origin,
                            loop: asyncio.AbstractEventLoop) -> Multiplexed | None:
         """A connection with a free stream slot: an open one, one being opened that has
-        slots nobody claimed yet, or a new one within the connection limit; else None."""
+        slots nobody claimed yet, or a new one within the connection limit; else None
+        (also when the origin is at its stream limit)."""
         while True:
+            if origin.streams >= self._stream_limit:
+                return None
             for mux in origin.muxes:
                 if mux.available:
                     return mux
@@ -280,7 +291,8 @@ class Pool:
     def _upgrade(self, origin: _Origin, conn: Connection,
                  loop: asyncio.AbstractEventLoop) -> Multiplexed:
         """TLS chose h2: the socket goes to an HTTP/2 connection."""
-        def on_free(mux: Multiplexed) -> None:
+        def on_free(mux: Multiplexed, ended: int) -> None:
+            origin.streams -= ended
             origin.slots = max(1, mux.max_streams)
             if mux.available:
                 origin.wake_one()
@@ -348,7 +360,7 @@ class Pool:
         return conn
 
     async def _queue(self, origin: _Origin, loop: asyncio.AbstractEventLoop,
-                     grab: Callable[[], Awaitable[_T | None]]) -> _T:
+                     grab: Callable[[], Awaitable[_T | None]], streams: bool = False) -> _T:
         """Wait for a free connection (or stream), until `capacity_wait` seconds after the
         call: the origin is at its limit. Off the hot path (only a full origin gets here)."""
         start = loop.time()
@@ -380,6 +392,9 @@ class Pool:
                 refused = True  # another request took the freed place first: wait on
         finally:
             self._observer.dequeued(loop.time() - start, refused)
+        if streams:  # the stream limit, not the connections, is what was full
+            raise Overloaded(origin.host, origin.port, self._stream_limit,
+                             self._capacity_wait, "streams")
         raise Overloaded(origin.host, origin.port, self._limit, self._capacity_wait)
 
     def _take_idle(self, origin: _Origin, now: float) -> Connection | None:

@@ -90,7 +90,7 @@ async def test_overflow_beyond_the_connection_limit_fails_fast(holding: Holding)
         waited = loop.time() - start
         assert all(isinstance(r, Overloaded) for r in results), results
         assert 0.1 <= waited < 1.0  # the capacity wait, not the attempt timeout
-        assert "127.0.0.1" in str(results[0]) and "3 allowed" in str(results[0])
+        assert "127.0.0.1" in str(results[0]) and "all 3 connections allowed" in str(results[0])
         assert holding.server.connections == 3  # nothing was sent for the refused ones
         assert len(holding.server.requests) == 3
         assert counts.entered == 5

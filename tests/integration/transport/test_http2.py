@@ -380,3 +380,22 @@ async def test_reused_connection_closed_before_answering_is_retried(servers, pki
         assert server.streams == 3
     finally:
         pool.close()
+
+
+async def test_the_stream_limit_per_origin_fails_fast(servers, pki) -> None:
+    release = asyncio.Event()
+    server = await _serve(servers, pki, lambda s: _held_until(release, s))
+    pool = _pool(pki, streams_per_origin=3, capacity_wait=0.1)
+    try:
+        held = [await pool.request("POST", server.url(), {}, BODY) for _ in range(3)]
+        with pytest.raises(Overloaded, match="all 3 streams allowed"):
+            await pool.request("POST", server.url(), {}, BODY)
+        held.pop().close()
+        again = await pool.request("POST", server.url(), {}, BODY)  # the freed stream
+        assert server.streams == 4 and server.connections == 1
+        for response in [*held, again]:
+            response.close()
+        assert next(iter(pool._origins.values())).streams == 0
+    finally:
+        release.set()
+        pool.close()
