@@ -84,6 +84,8 @@ class TargetSpec(_Model):
     model: str
     base_url: str | None = None
     api_key: ApiKeyRef | None = None
+    #: In-flight requests to this target per gateway process (None: no cap).
+    max_concurrent_requests: int | None = None
     azure: AzureSettings | None = None
 
 
@@ -142,6 +144,8 @@ class Target(_Model):
     model: str
     base_url: str | None = None
     api_key: ApiKeyRef | None = None
+    #: In-flight requests to this target per gateway process (None: no cap).
+    max_concurrent_requests: int | None = None
     azure: AzureSettings | None = None
 
 

@@ -1,11 +1,13 @@
 """An origin at its connection limit, through the real gateway: the next request's
 attempt fails within the capacity wait and the fallback serves it; with nothing left to
 fall back on the answer is 503 with Retry-After, never a minute-long wait for a 504.
-The refusal is visible in the metrics and does not cool the target down."""
+The refusal is visible in the metrics and does not cool the target down. A target's own
+cap (`maxConcurrentRequests`) is refused the same way and its slots come back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 from collections.abc import AsyncIterator
 
@@ -97,3 +99,50 @@ async def test_overflow_without_fallback_is_503_with_retry_after(
     assert isinstance(body, dict)
     assert [a["outcome"] for a in body["attempts"]] == ["connectionError"]
     assert "became free within 100 ms" in body["attempts"][0]["message"]
+
+
+async def test_target_cap_falls_back_and_frees_its_slot(
+        tmp_path: pathlib.Path, fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    p, f1 = fakes
+    capped = openai_target("primary", p.base_url, "P_KEY", weight=100)
+    capped["maxConcurrentRequests"] = 1
+    doc = endpoint("chat", [capped], [openai_target("fb1", f1.base_url, "F1_KEY")],
+                   policy={"attemptTimeoutSeconds": ATTEMPT_TIMEOUT})
+    async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
+        held = await _hold_the_only_connection(gw, p)  # the primary's one slot
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        raw = await _client(gw).chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES)
+        assert loop.time() - start < 2.0
+        assert raw.headers["x-switchyard-target"] == "fb1"
+        assert len(p.requests) == 1  # the capped target was not sent the second request
+        held.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await held
+        await asyncio.sleep(0.1)  # the cancelled stream gives its slot back
+        stream = await _client(gw).chat.completions.create(model="chat", messages=MESSAGES,
+                                                           stream=True)
+        chunks = [c async for c in stream]
+        assert chunks and len(p.requests) == 2  # the primary serves again
+        raw = await _client(gw).chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES)
+        assert raw.headers["x-switchyard-target"] == "primary"  # the stream's slot is back
+
+
+async def test_target_cap_without_fallback_is_503(
+        tmp_path: pathlib.Path, fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    p, _ = fakes
+    capped = openai_target("primary", p.base_url, "P_KEY", weight=100)
+    capped["maxConcurrentRequests"] = 1
+    doc = endpoint("chat", [capped], policy={"attemptTimeoutSeconds": ATTEMPT_TIMEOUT})
+    async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
+        held = await _hold_the_only_connection(gw, p)
+        with pytest.raises(openai.APIStatusError) as info:
+            await _client(gw).chat.completions.create(model="chat", messages=MESSAGES)
+        held.cancel()
+    assert info.value.status_code == 503
+    assert info.value.response.headers["retry-after"] == "1"
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert "maxConcurrentRequests of 1" in body["attempts"][0]["message"]
