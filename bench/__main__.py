@@ -2,8 +2,9 @@
 
 Pins itself to the load core, installs what is missing (wrk, nginx, the pinned peers),
 starts nginx, runs the side-by-side comparison and the extra sections (scale, failover,
-caller identity, propagation), prints the markdown and writes docs/benchmarks.md.
-Loopback only; every part is bounded in time and count.
+caller identity, propagation, ten thousand streams over HTTP/2 and HTTP/1.1), prints
+the markdown and writes docs/benchmarks.md. Loopback only; every part is bounded in time
+and count.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import auth, compare, failover, procs, propagation, report, scale, tools, upstream
+from bench import (
+    auth,
+    compare,
+    failover,
+    procs,
+    propagation,
+    report,
+    scale,
+    streams,
+    tools,
+    upstream,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("compare", "scale", "failover", "auth", "propagation")
+SECTIONS = ("compare", "scale", "failover", "auth", "propagation", "streams")
 
 
 def _plan(args: argparse.Namespace) -> compare.Plan:
@@ -76,6 +88,9 @@ def main() -> int:
         nginx.stop()
     if "propagation" in sections:
         extra += _guarded("Propagation", lambda: propagation.section(folder, quick=args.quick))
+    if "streams" in sections:
+        extra += _guarded("Ten thousand streams",
+                          lambda: streams.section(folder, quick=args.quick))
     versions = {**_own_versions(), **{p: tools.peer_version(p) for p in
                                                   ("litellm", "mlflow") if p in names}}
     command = "bench/run.sh" + ("" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))

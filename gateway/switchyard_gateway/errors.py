@@ -184,6 +184,16 @@ class UpstreamConnectionError(UpstreamError):
     kind = FailureKind.CONNECTION_ERROR
 
 
+class UpstreamOverloaded(UpstreamConnectionError):
+    """The gateway's own connections to the target's origin are all busy and none became
+    free within the capacity wait: nothing was sent. A `connectionError` (the policy falls
+    back), but not the target's fault, so it does not count toward cooldown; when it is
+    the last failure the answer is 503 with Retry-After."""
+
+    status = 503
+    code = "upstream_overloaded"
+
+
 class ProviderAuthError(UpstreamError):
     """The provider's 401/403/404: a revoked key or a retired model, the platform's problem.
 

@@ -104,7 +104,17 @@ class GatewayMetrics:
             Counter("switchyard_upstream_addresses_refused", "Upstream connections refused "
                     "by the address policy (link-local, cloud metadata)", registry=r),
             Counter("switchyard_upstream_stale_retries", "Requests resent on a fresh "
-                    "connection after a reused one closed before answering", registry=r))
+                    "connection after a reused one closed before answering, or after an "
+                    "HTTP/2 server did not process the stream", registry=r),
+            Gauge("switchyard_upstream_queued", "Requests waiting for a connection to an "
+                  "origin at its connection limit", registry=r, multiprocess_mode="livesum"),
+            Histogram("switchyard_upstream_queue_wait_seconds", "Time requests waited for a "
+                      "connection to an origin at its limit (granted or refused)",
+                      buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                      registry=r),
+            Counter("switchyard_upstream_overloaded", "Attempts refused because no "
+                    "connection to the origin became free within the capacity wait",
+                    registry=r))
         self._local = CollectorRegistry(auto_describe=True)
         self.staleness = Gauge(
             "switchyard_config_staleness_seconds", "Seconds since the least recently heard-from "
@@ -333,12 +343,17 @@ def log_access(trace: RequestTrace, *, method: str, path: str, status: int,
 
 
 class UpstreamEvents:
-    """The transport's `Observer` over the upstream counters (rare events only)."""
+    """The transport's `Observer` over the upstream metrics (rare events only: a request
+    that finds a connection at once is not seen here)."""
 
-    def __init__(self, limits: Counter, refused: Counter, stale: Counter) -> None:
+    def __init__(self, limits: Counter, refused: Counter, stale: Counter, queued: Gauge,
+                 queue_wait: Histogram, overloaded: Counter) -> None:
         self._limits = limits
         self._refused = refused
         self._stale = stale
+        self._queued = queued
+        self._queue_wait = queue_wait
+        self._overloaded = overloaded
 
     def limit_exceeded(self, limit: str) -> None:
         """Count an answer refused for crossing `limit`."""
@@ -351,3 +366,14 @@ class UpstreamEvents:
     def stale_retry(self) -> None:
         """Count a request resent after a stale keep-alive connection."""
         self._stale.inc()
+
+    def queued(self) -> None:
+        """One more request waits for a connection."""
+        self._queued.inc()
+
+    def dequeued(self, seconds: float, refused: bool) -> None:
+        """A request stopped waiting; count it if it was refused."""
+        self._queued.dec()
+        self._queue_wait.observe(seconds)
+        if refused:
+            self._overloaded.inc()

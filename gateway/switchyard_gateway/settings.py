@@ -74,6 +74,11 @@ class GatewaySettings:
     upstream_max_sse_event_bytes: int = sse.EVENT_BYTES
     #: Idle upstream connections are reused for this long (below uvicorn's 5 s).
     upstream_keepalive_seconds: float = limits.KEEPALIVE_SECONDS
+    #: Connections per upstream origin, and how long a request waits for one when all are
+    #: busy before the attempt fails as overloaded (`transport/limits.py`).
+    upstream_max_connections_per_origin: int = limits.CONNECTIONS_PER_ORIGIN
+    upstream_capacity_wait_seconds: float = limits.CAPACITY_WAIT_SECONDS
+    upstream_max_streams_per_origin: int = limits.STREAMS_PER_ORIGIN
 
     def upstream_limits(self) -> limits.Limits:
         """The transport's byte limits."""

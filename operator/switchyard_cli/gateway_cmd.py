@@ -87,6 +87,14 @@ def _upstream_flags(flag: Any) -> None:
          "stream event (default 8 MiB)", int)
     flag("upstream-keepalive-seconds", limits.KEEPALIVE_SECONDS, "reuse an idle upstream "
          "connection for this long (default 4, below uvicorn's 5)", float)
+    flag("upstream-max-connections-per-origin", limits.CONNECTIONS_PER_ORIGIN, "connections "
+         "to one upstream origin (scheme://host:port), shared by every endpoint that uses "
+         "it (default 1000)", int)
+    flag("upstream-capacity-wait-seconds", limits.CAPACITY_WAIT_SECONDS, "how long a "
+         "request waits for a connection when its origin is at the limit; then the attempt "
+         "fails as overloaded and the fallback serves (default 0.25)", float)
+    flag("upstream-max-streams-per-origin", limits.STREAMS_PER_ORIGIN, "concurrent HTTP/2 "
+         "streams to one upstream origin, over all its connections (default 10000)", int)
 
 
 def _upstream_problem(args: argparse.Namespace) -> str | None:
@@ -96,6 +104,12 @@ def _upstream_problem(args: argparse.Namespace) -> str | None:
             return f"--upstream-max-{name.replace('_', '-')}-bytes must be at least 1"
     if float(args.upstream_keepalive_seconds) <= 0:
         return "--upstream-keepalive-seconds must be above 0"
+    if int(args.upstream_max_connections_per_origin) < 1:
+        return "--upstream-max-connections-per-origin must be at least 1"
+    if int(args.upstream_max_streams_per_origin) < 1:
+        return "--upstream-max-streams-per-origin must be at least 1"
+    if float(args.upstream_capacity_wait_seconds) < 0:
+        return "--upstream-capacity-wait-seconds must be 0 or more"
     return None
 
 
@@ -129,6 +143,9 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         upstream_max_sse_line_bytes=int(args.upstream_max_sse_line_bytes),
         upstream_max_sse_event_bytes=int(args.upstream_max_sse_event_bytes),
         upstream_keepalive_seconds=float(args.upstream_keepalive_seconds),
+        upstream_max_connections_per_origin=int(args.upstream_max_connections_per_origin),
+        upstream_capacity_wait_seconds=float(args.upstream_capacity_wait_seconds),
+        upstream_max_streams_per_origin=int(args.upstream_max_streams_per_origin),
     )
 
 

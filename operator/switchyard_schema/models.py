@@ -102,6 +102,8 @@ class TargetSpec(_Model):
     model: str
     base_url: str | None = None
     api_key: ApiKeyRef | None = None
+    #: In-flight requests to this target per gateway process (None: no cap).
+    max_concurrent_requests: int | None = None
     azure: AzureSettings | None = None
     context_window: int | None = None
 
@@ -175,6 +177,8 @@ class Target(_Model):
     model: str
     base_url: str | None = None
     api_key: ApiKeyRef | None = None
+    #: In-flight requests to this target per gateway process (None: no cap).
+    max_concurrent_requests: int | None = None
     azure: AzureSettings | None = None
     #: The model's context window in tokens, when declared: after a `contextLength`
     #: failure, fallbacks known to be no larger are skipped.

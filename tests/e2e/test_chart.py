@@ -131,7 +131,9 @@ MATRIX: dict[str, dict[str, Any]] = {
         "image.digest": "sha256:" + "a" * 64,
         "gateway.upstream": {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608,
                              "maxDecompressedBytes": 8388608, "maxSseLineBytes": 1048576,
-                             "maxSseEventBytes": 2097152, "keepaliveSeconds": 3.5},
+                             "maxSseEventBytes": 2097152, "keepaliveSeconds": 3.5,
+                             "maxConnectionsPerOrigin": 4000, "capacityWaitSeconds": 0.5,
+                             "maxStreamsPerOrigin": 20000},
     },
 }
 
@@ -276,7 +278,8 @@ def test_incoherent_values_fail_with_a_clear_message(
 def test_upstream_limits_render_as_flags_the_gateway_accepts(helm: Helm) -> None:
     upstream = {"maxHeaderBytes": 32768, "maxBodyBytes": 8388608, "maxDecompressedBytes":
                 9437184, "maxSseLineBytes": 1048576, "maxSseEventBytes": 2097152,
-                "keepaliveSeconds": 3.5}
+                "keepaliveSeconds": 3.5, "maxConnectionsPerOrigin": 4000,
+                "capacityWaitSeconds": 0.5, "maxStreamsPerOrigin": 20000}
     docs = _docs(helm.template("sy", "default", *_sets(**{"gateway.upstream": upstream})).stdout)
     deployment = next(d for d in _by_kind(docs, "Deployment")
                       if d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "gateway")
@@ -288,6 +291,9 @@ def test_upstream_limits_render_as_flags_the_gateway_accepts(helm: Helm) -> None
             settings.upstream_max_decompressed_bytes, settings.upstream_max_sse_line_bytes,
             settings.upstream_max_sse_event_bytes, settings.upstream_keepalive_seconds) == (
         32768, 8388608, 9437184, 1048576, 2097152, 3.5)
+    assert (settings.upstream_max_connections_per_origin,
+            settings.upstream_capacity_wait_seconds,
+            settings.upstream_max_streams_per_origin) == (4000, 0.5, 20000)
     defaults = _docs(helm.template("sy", "default").stdout)
     assert not any("--upstream-" in arg for d in _by_kind(defaults, "Deployment")
                    for arg in d["spec"]["template"]["spec"]["containers"][0]["args"])

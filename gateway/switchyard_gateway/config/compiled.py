@@ -25,6 +25,8 @@ class CompiledTarget:
     api_key_ref: ApiKeyRef | None
     azure_deployment: str | None
     azure_api_version: str | None
+    #: `maxConcurrentRequests`: in-flight attempts allowed (None: no cap)
+    max_concurrent: int | None
     weight: int  # 0 for fallbacks
     #: provider, model, baseUrl and key reference: equal identities are the same upstream,
     #: so a fallback repeating a split target is skipped if that target was tried.
@@ -110,6 +112,7 @@ def compile_target(target: Target, weight: int = 0) -> CompiledTarget:
         api_key_ref=target.api_key,
         azure_deployment=target.azure.deployment if target.azure else None,
         azure_api_version=target.azure.api_version if target.azure else None,
+        max_concurrent=target.max_concurrent_requests,
         weight=weight,
         identity=_identity(target),
         context_window=target.context_window,

@@ -89,7 +89,10 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
 
     async def upstream(app: web.Application) -> AsyncIterator[None]:
         client = Client(limits=settings.upstream_limits(), observer=metrics.upstream_events,
-                        keepalive_timeout=settings.upstream_keepalive_seconds)
+                        keepalive_timeout=settings.upstream_keepalive_seconds,
+                        limit_per_host=settings.upstream_max_connections_per_origin,
+                        capacity_wait=settings.upstream_capacity_wait_seconds,
+                        streams_per_origin=settings.upstream_max_streams_per_origin)
         runner = AttemptRunner(client, adapters, credentials, settings.sse_limits(),
                                metrics.upstream_events)
         state.router = Router(runner, cooldowns, rng, credentials.redactor)

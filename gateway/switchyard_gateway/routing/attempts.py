@@ -33,6 +33,7 @@ from switchyard_gateway.providers.base import (
     Usage,
 )
 from switchyard_gateway.providers.sse import SSE_LIMITS, SseLimitExceeded, SseLimits
+from switchyard_gateway.routing.capacity import Counted, TargetSlots
 from switchyard_gateway.routing.deadlines import Deadlines
 from switchyard_gateway.transport import (
     BodyCutOff,
@@ -41,6 +42,7 @@ from switchyard_gateway.transport import (
     LimitExceeded,
     NullObserver,
     Observer,
+    Overloaded,
     ProtocolError,
     Transport,
     TransportError,
@@ -57,13 +59,16 @@ def map_transport_error(exc: TransportError | TimeoutError,
 
     A connect timeout is a `ConnectError` on both paths, so a `connectionError` (nothing
     was sent); `timeout` is kept for a provider that was sent the request and did not
-    answer in time. A crossed limit is the provider's fault: `serverError`.
+    answer in time. A crossed limit is the provider's fault: `serverError`. An origin
+    without a free connection is the gateway's own overload: `UpstreamOverloaded`.
     """
     if isinstance(exc, TimeoutError):
         return errors.UpstreamTimeout("no response from the provider in time", target=target)
     if isinstance(exc, LimitExceeded):
         return errors.UpstreamServerError(f"the provider's answer is too large: {exc}",
                                           target=target)
+    if isinstance(exc, Overloaded):
+        return errors.UpstreamOverloaded(str(exc), target=target)
     if isinstance(exc, ConnectError):
         return errors.UpstreamConnectionError(str(exc), target=target)
     if isinstance(exc, ConnectionClosed):
@@ -175,6 +180,7 @@ class AttemptRunner:
         self._sse_limits = sse_limits
         self._observer = observer or NullObserver()
         self._deadlines = Deadlines()
+        self._slots = TargetSlots()
 
     def _prepare(self, call: Call, target: CompiledTarget,
                  stream: bool) -> tuple[UpstreamRequest, ApiKey | None]:
@@ -189,7 +195,7 @@ class AttemptRunner:
         adapter = self._adapters(target.provider)
         try:
             with self._deadlines.at(deadline):
-                response = await self._send(request, call)
+                response = await self._send(request, call, target)
                 try:
                     raw = await response.read()
                 finally:
@@ -213,7 +219,7 @@ class AttemptRunner:
         response: UpstreamResponse | None = None
         try:
             with self._deadlines.at(deadline):
-                response = await self._send(request, call)
+                response = await self._send(request, call, target)
                 if not 200 <= response.status < 300:
                     raw = await response.read()
                     raise _redacted(_tagged(
@@ -232,9 +238,23 @@ class AttemptRunner:
                               call.endpoint.policy.stream_idle_timeout, key, self._deadlines,
                               self._observer)
 
-    async def _send(self, request: UpstreamRequest, call: Call) -> UpstreamResponse:
+    async def _send(self, request: UpstreamRequest, call: Call,
+                    target: CompiledTarget) -> UpstreamResponse:
         headers = {**request.headers, "x-request-id": call.request_id}
-        return await self._client.request(request.method, request.url, headers, request.body)
+        cap = target.max_concurrent
+        if cap is None:
+            return await self._client.request(request.method, request.url, headers,
+                                              request.body)
+        # a capped target (`maxConcurrentRequests`): its slot rides on the response
+        key = (call.endpoint.key, target.identity)
+        self._slots.take(key, cap, target.name)
+        try:
+            response = await self._client.request(request.method, request.url, headers,
+                                                  request.body)
+        except BaseException:
+            self._slots.give_back(key)
+            raise
+        return Counted(response, self._slots, key)
 
 
 def _tagged(exc: errors.UpstreamError, target: CompiledTarget) -> errors.UpstreamError:

@@ -43,8 +43,10 @@ def trips_breaker(error: errors.UpstreamError) -> bool:
     """True when `error` counts against the target's health for cooldown.
 
     Every failure kind does, except a missing credential (no request was sent, and the
-    fix is a config change, not time) and a caller fault (the target is healthy).
+    fix is a config change, not time), a caller fault (the target is healthy) and the
+    gateway's own overload (nothing was sent; the target is healthy, the pool is full).
     """
-    if isinstance(error, errors.CallerFault | errors.MissingCredential):
+    if isinstance(error, errors.CallerFault | errors.MissingCredential
+                  | errors.UpstreamOverloaded):
         return False
     return isinstance(error, tuple(KIND_CLASSES.values()))

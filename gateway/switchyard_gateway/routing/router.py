@@ -17,7 +17,8 @@ and then cut (`redaction`) here, before anything else sees it.
 
 The final failure: 429 when every candidate reached was unavailable because of rate
 limits (rate limited now, or skipped while cooling down from an earlier 429), with
-Retry-After; 504 when the last failure was a timeout; else 502. `RequestTrace.target`
+Retry-After; 504 when the last failure was a timeout; 503 with Retry-After when it was the
+gateway's own overload (no free connection to the origin); else 502. `RequestTrace.target`
 names the last target tried or skipped.
 
 Streaming: an attempt is committed when its first content event is ready; until then a
@@ -435,7 +436,7 @@ def _ms(seconds: float) -> float:
 
 def _final_failure(walk: _Walk, cooldowns: Cooldowns) -> errors.AllAttemptsFailed:
     """429 when every candidate reached was out because of rate limits; 504 after a
-    timeout; else 502.
+    timeout; 503 after the gateway's own overload; else 502.
 
     A 429 always carries Retry-After: the providers' shortest Retry-After, else the time
     until the first candidate leaves cooldown, else `errors.DEFAULT_RETRY_AFTER`. When
@@ -455,6 +456,8 @@ def _final_failure(walk: _Walk, cooldowns: Cooldowns) -> errors.AllAttemptsFaile
         return errors.AllAttemptsFailed(message, attempts, 502, retry_after)
     if isinstance(walk.last_error, errors.UpstreamTimeout):
         return errors.AllAttemptsFailed(message, attempts, 504)
+    if isinstance(walk.last_error, errors.UpstreamOverloaded):
+        return errors.AllAttemptsFailed(message, attempts, 503, errors.DEFAULT_RETRY_AFTER)
     return errors.AllAttemptsFailed(message, attempts, 502)
 
 

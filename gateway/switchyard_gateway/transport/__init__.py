@@ -1,4 +1,5 @@
-"""A lean HTTP/1.1 client for the provider calls: keep-alive pool, llhttp parser.
+"""A lean HTTP client for the provider calls: HTTP/1.1 keep-alive pool (llhttp parser),
+HTTP/2 to origins that choose it by ALPN (`http2.py`, `stream.py`, the h2 library).
 
 The gateway's hot path spends most of its own CPU on the upstream call. aiohttp's
 `ClientSession` builds a request object, a connector lease, a body-writer task and a
@@ -8,10 +9,11 @@ the response parsed by httptools (llhttp, the parser Node.js uses), the body han
 as it arrives, and the connection back in the pool when the response is complete.
 
 `Transport` is the surface the router's attempt runner uses and `Client` the one over
-sockets (`Pool` underneath); errors are the types in `errors`, limits in `limits`, the
-connect-time address policy in `addresses`. Origins behind an outbound proxy
-(HTTPS_PROXY and friends) go through aiohttp (`proxied.py`), behind the same response
-surface and the same error classification.
+sockets (`Pool` underneath, for both protocols); errors are the types in `errors`,
+limits (bytes and capacity) in `limits`, the connect-time address policy in
+`addresses`. Origins behind an outbound proxy (HTTPS_PROXY and friends) go through
+aiohttp (`proxied.py`, HTTP/1.1), behind the same response surface and the same error
+classification.
 """
 
 from switchyard_gateway.transport.client import Client, Transport, UpstreamResponse
@@ -22,6 +24,7 @@ from switchyard_gateway.transport.errors import (
     ConnectionClosed,
     InvalidRequest,
     LimitExceeded,
+    Overloaded,
     ProtocolError,
     TransportError,
 )
@@ -41,6 +44,7 @@ __all__ = [
     "Limits",
     "NullObserver",
     "Observer",
+    "Overloaded",
     "Pool",
     "ProtocolError",
     "Response",

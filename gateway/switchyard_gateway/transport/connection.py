@@ -1,5 +1,6 @@
 """One keep-alive connection to an upstream origin: an asyncio protocol, one exchange
-at a time (no pipelining)."""
+at a time (no pipelining). When TLS chose `h2` by ALPN it only holds the socket (reading
+paused, early bytes kept) until the pool hands it to `http2.Multiplexed`."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ class Connection(asyncio.Protocol):
     """A socket to one origin. `send` writes a request and returns its `Response`; when
     the response is complete and released, `on_idle` hands the connection back."""
 
-    __slots__ = ("_fd", "_limits", "_loop", "_observer", "_on_closed", "_on_idle", "_response",
-                 "_transport", "closed", "closing", "idle_since", "made", "reused")
+    __slots__ = ("_early", "_fd", "_limits", "_loop", "_observer", "_on_closed", "_on_idle",
+                 "_response", "_transport", "alpn_h2", "closed", "closing", "idle_since",
+                 "made", "reused")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, observer: Observer,
                  on_idle: Callable[[Connection], None],
@@ -36,6 +38,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.reused = False  # taken from the idle list: the server may have closed it
+        self.alpn_h2 = False  # TLS chose HTTP/2: the socket is handed over, not used here
+        self._early: list[bytes] = []
 
     def send(self, data: bytes) -> Response:
         """Write one whole request (head and body) and start reading its answer."""
@@ -73,6 +77,13 @@ class Connection(asyncio.Protocol):
         except (OSError, ValueError):
             return True
 
+    def hand_over(self) -> tuple[asyncio.Transport, bytes]:
+        """The socket and any bytes already read, for the HTTP/2 connection."""
+        assert self._transport is not None
+        early = b"".join(self._early)
+        self._early.clear()
+        return self._transport, early
+
     def pause_reading(self) -> None:
         """Flow control: stop reading until the response's reader catches up."""
         if self._transport is not None and not self.closed:
@@ -91,9 +102,16 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         self._fd = sock.fileno() if sock is not None else -1
         self.made = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self.alpn_h2 = True
+            self._transport.pause_reading()  # the server's SETTINGS wait for the HTTP/2 side
 
     def data_received(self, data: bytes) -> None:
         response = self._response
+        if self.alpn_h2:  # read before the pause took effect: kept for the HTTP/2 side
+            self._early.append(data)
+            return
         if response is None:  # nothing was asked: a misbehaving server
             self.abort()
             return

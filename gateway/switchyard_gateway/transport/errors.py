@@ -28,6 +28,19 @@ class AddressRefused(ConnectError):
         self.address = address
 
 
+class Overloaded(TransportError):
+    """The origin is at its connection limit and none became free within the capacity
+    wait (`limits.CAPACITY_WAIT_SECONDS`): nothing was sent."""
+
+    def __init__(self, host: str, port: int, limit: int, waited: float,
+                 what: str = "connections") -> None:
+        super().__init__(f"no connection to {host}:{port} became free within "
+                         f"{waited * 1000:.0f} ms (all {limit} {what} allowed are busy)")
+        self.host = host
+        self.port = port
+        self.limit = limit
+
+
 class ConnectionClosed(TransportError):
     """The server closed the connection before the response headers were complete."""
 

@@ -2,8 +2,9 @@
 
 The transport must not import the metrics module (it sits below it in the layers), so
 the pool and the attempt runner call an `Observer` that the app builds over its
-Prometheus counters (`metrics.UpstreamCounters`). Calls are rare events only (a limit
-crossed, an address refused, a stale connection retried), never one per request.
+Prometheus counters (`metrics.UpstreamEvents`). Calls are rare events only (a limit
+crossed, an address refused, a stale connection retried, a request queued for a
+connection), never one per request that finds a connection at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ class Observer(Protocol):
 
     def stale_retry(self) -> None:
         """A request was resent on a fresh connection: its reused one was closed before
-        any byte of the answer came."""
+        any byte of the answer came, or an HTTP/2 server did not process its stream."""
+
+    def queued(self) -> None:
+        """A request started waiting for a connection: its origin is at its limit."""
+
+    def dequeued(self, seconds: float, refused: bool) -> None:
+        """A queued request stopped waiting after `seconds`: it got a connection, or
+        (`refused`) none became free within the capacity wait."""
 
 
 class NullObserver:
@@ -35,4 +43,10 @@ class NullObserver:
         """Ignored."""
 
     def stale_retry(self) -> None:
+        """Ignored."""
+
+    def queued(self) -> None:
+        """Ignored."""
+
+    def dequeued(self, seconds: float, refused: bool) -> None:
         """Ignored."""

@@ -28,6 +28,7 @@ def target(
         api_key_ref=None,
         azure_deployment=deployment,
         azure_api_version=api_version,
+        max_concurrent=None,
         weight=0,
         identity=(provider.value, model, base_url or "", ""),
     )
