@@ -17,7 +17,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 _ENV = "SWITCHYARD_OPERATOR_"
 DEFAULT_SIGNING_SECRET = "switchyard-signing-key"
@@ -112,6 +113,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="debug logging")
 
 
+def _pod_owner(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """An ownerReference to the operator's own Pod (the chart passes POD_NAME and POD_UID
+    from the downward API), so the Lease goes with the last operator pod; None outside."""
+    name, uid = environ.get("POD_NAME"), environ.get("POD_UID")
+    if not name or not uid:
+        return None
+    return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
+
+
 def _connection(args: argparse.Namespace) -> object:
     from switchyard_kube import login
 
@@ -168,6 +178,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 args.lease_name,
                 args.identity or f"{socket.gethostname()}-{os.getpid()}",
                 duration=args.lease_duration,
+                owner=_pod_owner(os.environ),
             )
             async with _standby_liveness(args.liveness_host, args.liveness_port):
                 await elector.acquire()

@@ -4,7 +4,11 @@ Called by `switchyard operator` before Kopf starts: replicas wait in `acquire()`
 they hold the Lease, then `keep()` renews it; a leader that cannot renew within the lease
 duration stops (the pod restarts and waits as a standby), so two replicas never reconcile
 at once. Expiry is judged by the local clock from when the record was last seen to
-change (no cross-node clock comparison), as client-go does.
+change (no cross-node clock comparison), as client-go does. In a pod, the holder makes
+its Pod the Lease's owner (`owner`), so the garbage collector removes the Lease once no
+operator pod is left (`helm uninstall` leaves nothing behind); the owner moves with the
+leadership, and a Pod object is gone only after its process ended, so a Lease is never
+collected from under a live leader.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Elector:
     name: str
     identity: str
     duration: int = 15
+    #: An ownerReference to this candidate's Pod (None outside a pod).
+    owner: dict[str, Any] | None = None
     _seen: Any = None
     _seen_at: float = 0.0
 
@@ -51,7 +57,8 @@ class Elector:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": {"name": self.name, "namespace": self.namespace,
+                             **self._owned()},
                 "spec": {
                     "holderIdentity": self.identity,
                     "leaseDurationSeconds": self.duration,
@@ -77,8 +84,12 @@ class Elector:
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         spec.update(holderIdentity=self.identity, renewTime=now, leaseDurationSeconds=self.duration)
         lease["spec"] = spec
+        lease["metadata"].update(self._owned())
         await self.client.request("PUT", self._path(self.name), body=lease)
         return True
+
+    def _owned(self) -> dict[str, Any]:
+        return {"ownerReferences": [self.owner]} if self.owner is not None else {}
 
     async def _attempt(self) -> bool:
         try:

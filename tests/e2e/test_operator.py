@@ -74,6 +74,7 @@ class Operator:
         namespace: str,
         log_dir: Path,
         *extra: str,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.namespace = namespace
@@ -99,12 +100,12 @@ class Operator:
         ]
         if "--lease-name" not in extra:
             argv.append("--standalone")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         self.process = ManagedProcess(
             f"operator-{secrets.token_hex(2)}",
             argv,
             log_dir / f"operator-{namespace}-{secrets.token_hex(2)}.log",
-            env=env,
+            env={**environ, **(env or {})},
         )
 
     def start(self) -> Operator:
@@ -130,8 +131,8 @@ def start_operator(
 ) -> Iterator[Callable[..., Operator]]:
     started: list[Operator] = []
 
-    def start(*extra: str) -> Operator:
-        op = Operator(cluster, operator_account, namespace, tmp_path, *extra).start()
+    def start(*extra: str, env: dict[str, str] | None = None) -> Operator:
+        op = Operator(cluster, operator_account, namespace, tmp_path, *extra, env=env).start()
         started.append(op)
         return op
 
@@ -467,6 +468,34 @@ def test_two_replicas_one_leader(
         reconciled(cluster, namespace, "llama"),
         context=second.log,
     )
+
+
+def test_the_lease_goes_with_the_last_operator_pod(
+    cluster: Cluster, namespace: str, operator_account: tuple[str, Path],
+    start_operator: Callable[..., Operator],
+) -> None:
+    """`helm uninstall` must leave no Lease behind: the leader makes its Pod the Lease's
+    owner, and the garbage collector removes the Lease once that Pod is gone. (No node
+    here: the Pod object is only an owner, never scheduled.)"""
+    sa_namespace, _ = operator_account
+    lease_name = f"lease-{namespace}"
+    cluster.apply([{"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "operator-pod", "namespace": sa_namespace},
+                    "spec": {"containers": [{"name": "op", "image": "switchyard:none"}]}}])
+    pod = get(cluster, sa_namespace, "pod", "operator-pod")
+    assert pod is not None
+    op = start_operator("--lease-name", lease_name, "--lease-duration", "6",
+                        env={"POD_NAME": "operator-pod", "POD_UID": pod["metadata"]["uid"]})
+    wait_for("a leader", lambda: "leading via Lease" in op.log(), context=op.log)
+    lease = get(cluster, sa_namespace, "lease", lease_name)
+    assert lease is not None
+    assert [(r["kind"], r["uid"]) for r in lease["metadata"]["ownerReferences"]] == [
+        ("Pod", pod["metadata"]["uid"])]
+    op.stop()
+    cluster.kubectl("delete", "pod", "operator-pod", "-n", sa_namespace, "--grace-period=0",
+                    "--force")
+    wait_for("the Lease collected with its Pod",
+             lambda: get(cluster, sa_namespace, "lease", lease_name) is None)
 
 
 def _endpoint(namespace: str, i: int) -> dict[str, Any]:

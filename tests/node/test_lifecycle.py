@@ -38,9 +38,9 @@ def test_rolling_upgrade_under_steady_traffic_fails_nothing(
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "keep-alive race: a draining gateway keeps answering on pooled connections without "
-    "`Connection: close`, so a request sent as it closes one gets no answer "
-    "(RemoteProtocolError); 1 of ~10,000 in 4 of 5 runs with SDK retries off"))
+    "keep-alive race, narrowed: a draining gateway now answers with `Connection: close`, "
+    "but an idle pooled connection unused through the whole drain can still meet the "
+    "final close as a request goes out on it (was 1 of ~10,000 in 4 of 5 runs)"))
 def test_rolling_upgrade_fails_nothing_even_without_client_retries(
     node: Node, release: Release, team: None
 ) -> None:

@@ -2,17 +2,13 @@
 of the release in any namespace, no cluster-wide RBAC. Runs last (file order): it removes
 the release the other node tests share.
 
-Known gap (xfail below): the operator's leader-election Lease is created by the operator at
-run time, not by Helm, so it outlives the release; a terminating operator would re-create
-it even if the chart shipped it. The operator could own it (ownerReference to its
-Deployment) so the garbage collector removes it with the release."""
+The operator's leader-election Lease is made by the operator at run time, not by Helm: the
+leader makes its Pod the Lease's owner, so the garbage collector removes the Lease once the
+last operator pod is gone."""
 
 from __future__ import annotations
 
 import json
-import time
-
-import pytest
 
 from switchyard_testing.node import Node
 from tests.node import support
@@ -37,15 +33,11 @@ def _uninstall(node: Node, release: Release) -> None:
                                               + RELEASE), 120, "the release's pods to go")
 
 
-# The xfail test comes first, so that an error in the node's teardown (after the file's
-# last test) is reported as an error, not swallowed as an expected failure.
-@pytest.mark.xfail(strict=False, reason=(
-    "the operator's Lease is made at run time, not by Helm, and is owned by nothing"))
 def test_uninstall_leaves_no_operator_lease(node: Node, release: Release) -> None:
     assert release.manifest()
     _uninstall(node, release)
-    time.sleep(5)  # a terminating operator may still renew (and so re-create) it
-    assert _LEASE not in _everything(node, True, "-n", NAMESPACE)
+    support.wait_for(lambda: _LEASE not in _everything(node, True, "-n", NAMESPACE), 60,
+                     "the garbage collector to remove the Lease with its Pod")
 
 
 def test_uninstall_leaves_nothing_of_the_release(node: Node, release: Release) -> None:
@@ -53,7 +45,7 @@ def test_uninstall_leaves_nothing_of_the_release(node: Node, release: Release) -
     selector = f"app.kubernetes.io/instance={RELEASE}"
     assert _everything(node, True, "-A", "-l", selector) == set()
     assert _everything(node, False, "-l", selector) == set()
-    left = _everything(node, True, "-n", NAMESPACE) - _NAMESPACE_DEFAULTS - {_LEASE}
+    left = _everything(node, True, "-n", NAMESPACE) - _NAMESPACE_DEFAULTS
     assert left == set(), left
     listed = support.helm(node, "list", "-A", "-q").stdout.split()
     assert RELEASE not in listed

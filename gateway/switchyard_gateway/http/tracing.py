@@ -4,8 +4,11 @@
 `RequestTrace` (under `TRACE`, with the caller's sane `x-request-id` or a fresh one) before
 anything else runs, and stamps `x-request-id` and the routing headers on every response
 not yet sent. Streams stamp the same headers themselves (`sse.py`, through
-`routing_headers`) because their headers go out before the handler returns. It neither
-renders errors (`errors.py`) nor counts or logs requests (`accounting.py`).
+`routing_headers`) because their headers go out before the handler returns. While the
+gateway drains before a shutdown, every answer closes its connection (`Connection:
+close`): a client must not send its next request on a connection the gateway is about to
+close, or that request gets no answer at all. It neither renders errors (`errors.py`) nor
+counts or logs requests (`accounting.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from switchyard_gateway.http.state import TRACE
+from switchyard_gateway.http.state import STATE, TRACE
 from switchyard_gateway.routing.router import RequestTrace
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -55,4 +58,6 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
     response = await handler(request)
     if not response.prepared:
         response.headers.update(routing_headers(trace))
+    if request.app[STATE].draining:
+        response.force_close()
     return response

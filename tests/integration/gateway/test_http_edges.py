@@ -84,11 +84,15 @@ async def test_health_ready_drain_and_metrics(gateway: Gateway) -> None:
             assert resp.status == 200
         async with http.post(gateway.url + "/v1/chat/completions", json=CHAT) as resp:
             assert resp.status == 200
+            assert resp.headers.get("Connection", "").lower() != "close"
         gateway.state.draining = True
         async with http.get(gateway.url + "/readyz") as resp:
             assert resp.status == 503
         async with http.post(gateway.url + "/v1/chat/completions", json=CHAT) as resp:
             assert resp.status == 200  # still served while draining
+            # ...on a connection it closes: the client's next request opens a new one
+            # (to a replica still serving) instead of racing the close of this one.
+            assert resp.headers["Connection"].lower() == "close"
         async with http.get(gateway.admin_url + "/metrics") as resp:
             text = await resp.text()
     assert 'switchyard_requests_total{endpoint="default/chat",status="200",target="primary"} 2.0' \
