@@ -23,7 +23,10 @@ from switchyard_schema import contract
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "01-ab-split.yaml"
 #: Short enough that a target healed at the start of a phase serves again within it.
-DEMO_COOLDOWN = {"failureThreshold": 3, "seconds": 1, "maxSeconds": 2}
+# Probes at most every 2 s (`maxProbeIntervalSeconds`: `maxSeconds` caps only a provider's
+# Retry-After), so a recovered target is back within one phase.
+DEMO_COOLDOWN = {"failureThreshold": 3, "seconds": 1, "maxSeconds": 2,
+                 "maxProbeIntervalSeconds": 2}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
