@@ -498,6 +498,58 @@ def test_the_lease_goes_with_the_last_operator_pod(
              lambda: get(cluster, sa_namespace, "lease", lease_name) is None)
 
 
+def test_an_operator_upgrade_rerenders_every_configmap(
+    cluster: Cluster, namespace: str, operator_account: tuple[str, Path],
+    start_operator: Callable[..., Operator],
+) -> None:
+    """ConfigMaps written by the previous operator (the payload one schema version back,
+    with that version's hash, validly signed: ours, only old) are all rewritten when the
+    new operator starts, even though no spec changed. Without it, two schema bumps later
+    new gateway pods would refuse every ConfigMap."""
+    import base64
+
+    from switchyard_schema import signing
+    from switchyard_schema.normalize import spec_hash
+
+    op = start_operator()
+    setup_chat(cluster, namespace)
+    cluster.apply(example("03-single-model-fallbacks.yaml", namespace))
+    names = ["chat", "summarize"]
+    for name in names:
+        wait_for(f"{name} Ready", reconciled(cluster, namespace, name), context=op.log)
+    op.stop()
+    sa_namespace, _ = operator_account
+    secret = get(cluster, sa_namespace, "secret", stack.SIGNING_SECRET)
+    assert secret is not None
+    key = base64.b64decode(secret["data"]["current"])
+    current: dict[str, str] = {}
+    for name in names:  # what the operator one schema version back left behind
+        cm = get(cluster, namespace, "configmap", f"gwe-{name}")
+        assert cm is not None
+        current[name] = cm["data"]["endpoint.json"]
+        payload = json.loads(current[name])
+        spec = {k: payload[k] for k in ("task", "trafficSplit", "fallbacks", "policy")}
+        payload["schemaVersion"] -= 1
+        payload["specHash"] = spec_hash({"schemaVersion": payload["schemaVersion"], **spec})
+        old = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        owner = cm["metadata"]["ownerReferences"][0]
+        cm["data"]["endpoint.json"] = old
+        cm["metadata"]["annotations"]["switchyard.dev/spec-hash"] = payload["specHash"]
+        cm["metadata"]["annotations"][signing.ANNOTATION] = signing.sign(
+            key, namespace, name, owner["uid"], old.encode())
+        cluster.kubectl("replace", "-f", "-", input=json.dumps(cm))
+    start_operator()
+
+    def rerendered() -> bool:
+        for name in names:
+            cm = get(cluster, namespace, "configmap", f"gwe-{name}")
+            if cm is None or cm["data"]["endpoint.json"] != current[name]:
+                return False
+        return True
+
+    wait_for("every ConfigMap re-rendered at the current schema version", rerendered)
+
+
 def _endpoint(namespace: str, i: int) -> dict[str, Any]:
     return {
         "apiVersion": "switchyard.dev/v1alpha1",
