@@ -36,8 +36,11 @@ COPY requirements/runtime.lock /tmp/runtime.lock
 RUN /opt/switchyard/bin/pip install --no-compile --require-hashes -r /tmp/runtime.lock \
     && /opt/switchyard/bin/pip install --no-compile "setuptools>=77" wheel
 COPY pyproject.toml README.md LICENSE ./
+COPY common/ common/
 COPY operator/ operator/
 COPY gateway/ gateway/
+COPY cli/ cli/
+COPY testkit/ testkit/
 RUN /opt/switchyard/bin/pip install --no-compile --no-deps . \
     && /opt/switchyard/bin/pip uninstall -y setuptools wheel \
     && /opt/switchyard/bin/python -m compileall -q /opt/switchyard/lib \

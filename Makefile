@@ -8,4 +8,4 @@ test:
 	./hack/test.sh
 
 lint:
-	.venv/bin/ruff check operator gateway tests bench && .venv/bin/mypy && .venv/bin/lint-imports
+	.venv/bin/ruff check common operator gateway cli testkit tests bench && .venv/bin/mypy && .venv/bin/lint-imports

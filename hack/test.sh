@@ -43,7 +43,7 @@ if [[ -n "${CI:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
 fi
 
 echo "== ruff" >&2
-"$BIN/ruff" check operator gateway tests bench
+"$BIN/ruff" check common operator gateway cli testkit tests bench
 echo "== mypy" >&2
 "$BIN/mypy"
 echo "== import-linter" >&2

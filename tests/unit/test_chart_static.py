@@ -239,7 +239,7 @@ def test_dockerfile_copies_only_what_the_build_needs() -> None:
               if word == "COPY" and "--from=" not in rest]
     sources = {s.rstrip("/") for srcs in copied for s in srcs}
     assert sources <= {"pyproject.toml", "README.md", "LICENSE", "requirements/runtime.lock",
-                       "operator", "gateway"}
+                       "common", "operator", "gateway", "cli", "testkit"}
 
 
 def test_dockerfile_installs_the_locked_dependencies_with_hashes() -> None:

@@ -24,7 +24,7 @@ def _rules(schema: dict[str, Any]) -> list[str]:
 
 def test_packaged_copy_and_chart_copy_equal_crds_folder() -> None:
     source = CRD_FILE.read_bytes()
-    assert (ROOT / "operator" / "switchyard_schema" / "crd.yaml").read_bytes() == source
+    assert (ROOT / "common" / "switchyard_schema" / "crd.yaml").read_bytes() == source
     assert (ROOT / "charts" / "switchyard" / "crds" / CRD_FILE.name).read_bytes() == source
 
 
