@@ -32,6 +32,8 @@ from prometheus_client import (
 )
 
 from switchyard_gateway.config.store import ChangeKind, ConfigChange
+from switchyard_gateway.pricing import PriceTable
+from switchyard_gateway.providers.base import Usage
 from switchyard_gateway.routing.router import RequestTrace
 
 access_log = logging.getLogger("switchyard.access")
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 _MAX_CHILDREN = 10_000
 #: Writes up to this size are atomic on a pipe (POSIX minimum 512, Linux 4096).
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+#: The GenAI semantic conventions' advised buckets for `gen_ai.client.token.usage`.
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                  16777216, 67108864)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -71,6 +76,16 @@ class GatewayMetrics:
                               buckets=_LATENCY_BUCKETS, registry=r)
         self.tokens = Counter("switchyard_tokens", "Tokens reported by providers",
                               ["endpoint", "target", "kind"], registry=r)
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage", "GenAI semantic conventions: tokens per served "
+            "request as the provider reported them, by endpoint, target, upstream model and "
+            "token type (input, output)", ["endpoint", "target", "model", "token_type"],
+            buckets=_TOKEN_BUCKETS, registry=r)
+        self.cost = Counter("switchyard_cost_usd", "US dollars the served requests cost, "
+                            "by the price table (--prices-file); unpriced models count 0",
+                            ["endpoint", "target", "model"], registry=r)
+        #: The price table (None: no cost is counted).
+        self.prices: PriceTable | None = None
         self.active_streams = Gauge("switchyard_active_streams", "Streams being relayed",
                                     ["endpoint"], registry=r, multiprocess_mode="livesum")
         self.in_flight = Gauge("switchyard_in_flight_requests", "Requests in flight",
@@ -166,6 +181,7 @@ class GatewayMetrics:
             if trace.usage is not None:
                 prompt.inc(trace.usage.prompt_tokens)
                 completion.inc(trace.usage.completion_tokens)
+                self._genai(trace, attempts[0].target, trace.usage)
             return
         endpoint = trace.endpoint or "-"
         child = self._child
@@ -189,6 +205,18 @@ class GatewayMetrics:
             child(self.tokens, endpoint, target, "prompt").inc(trace.usage.prompt_tokens)
             child(self.tokens, endpoint, target, "completion").inc(
                 trace.usage.completion_tokens)
+            self._genai(trace, target, trace.usage)
+
+    def _genai(self, trace: RequestTrace, target: str, usage: Usage) -> None:
+        """The served attempt's token usage histogram and cost."""
+        endpoint, model, child = trace.endpoint or "-", trace.model or "-", self._child
+        child(self.token_usage, endpoint, target, model, "input").observe(usage.prompt_tokens)
+        child(self.token_usage, endpoint, target, model, "output").observe(
+            usage.completion_tokens)
+        if self.prices is not None:
+            cost = self.prices.cost(model, usage)
+            if cost is not None:
+                child(self.cost, endpoint, target, model).inc(cost)
 
     def count_caller(self, trace: RequestTrace, status: int) -> None:
         """Count one request by its caller's namespace label (`http/kube_auth.py`)."""

@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("access-log", "stderr", "where each request's JSON access line goes: 'stderr' "
          "(default; the bare JSON line, written in batches within 50 ms), 'logging' (the "
          "switchyard.access Python logger, with the log format) or 'off'")
+    flag("prices-file", None, "a JSON price table, US dollars per million tokens by "
+         "upstream model ({\"gpt-4o\": {\"input\": 2.5, \"output\": 10}}): the "
+         "switchyard_cost_usd metric and the attempt spans' cost (default: no cost)")
     _upstream_flags(flag)
 
 
@@ -122,6 +125,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
         keepalive_timeout=float(args.keepalive_timeout), body_timeout=float(args.body_timeout),
         access_log=args.access_log, admin_port=int(args.admin_port),
+        prices_file=args.prices_file,
         auth_kubernetes=args.auth == "kubernetes", auth_audience=args.auth_audience,
         upstream_max_header_bytes=int(args.upstream_max_header_bytes),
         upstream_max_body_bytes=int(args.upstream_max_body_bytes),

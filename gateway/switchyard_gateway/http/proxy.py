@@ -90,7 +90,7 @@ async def serve(request: web.Request, task: Task, model: str | None = None) -> w
         raise errors.Overloaded("the gateway is starting")
     admit(state, endpoint)
     try:
-        call = Call(endpoint, parsed.body, trace.request_id)
+        call = Call(endpoint, parsed.body, trace.request_id, trace.span)
         key = sticky_key(request, endpoint, parsed)
         if parsed.stream:
             committed = await router.open_stream(call, trace, key)

@@ -3,21 +3,31 @@
 `tracing_middleware` is the outermost middleware (`app.py`): it gives each request its
 `RequestTrace` (under `TRACE`, with the caller's sane `x-request-id` or a fresh one) before
 anything else runs, and stamps `x-request-id` and the routing headers on every response
-not yet sent. Streams stamp the same headers themselves (`sse.py`, through
+not yet sent. With tracing on (`telemetry.py`) `traced_middleware` replaces it: the same,
+plus the request's server span (ended once the request is answered and accounted, with
+the served attempt's span and usage). Streams stamp the same headers themselves (`sse.py`, through
 `routing_headers`) because their headers go out before the handler returns. It neither
 renders errors (`errors.py`) nor counts or logs requests (`accounting.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from switchyard_gateway.http.state import TRACE
 from switchyard_gateway.routing.router import RequestTrace
+
+if TYPE_CHECKING:
+    from switchyard_gateway.telemetry import Telemetry
+
+#: The status an aborted request is traced with (as `accounting.CLIENT_CLOSED`).
+_CLIENT_CLOSED = 499
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -56,3 +66,31 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
     if not response.prepared:
         response.headers.update(routing_headers(trace))
     return response
+
+
+def traced_middleware(telemetry: Telemetry) -> Middleware:
+    """`tracing_middleware` plus the request's spans (tracing on)."""
+
+    @web.middleware
+    async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+        trace = RequestTrace(request_id=request_id_of(request))
+        spans = telemetry.start(request.method, request.path, request.headers)
+        trace.span = spans
+        request[TRACE] = trace
+        status = 500
+        try:
+            response = await handler(request)
+            status = _CLIENT_CLOSED if trace.client_closed else response.status
+        except asyncio.CancelledError:
+            status = _CLIENT_CLOSED
+            raise
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            spans.finish(status, trace.attempts, trace.usage)
+        if not response.prepared:
+            response.headers.update(routing_headers(trace))
+        return response
+
+    return traced

@@ -18,7 +18,7 @@ import asyncio
 import collections
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from switchyard_gateway import errors, redaction
 from switchyard_gateway.api_key import ApiKey
@@ -76,6 +76,24 @@ def map_transport_error(exc: TransportError | TimeoutError,
     return errors.UpstreamConnectionError(str(exc), target=target)
 
 
+class AttemptSpans(Protocol):
+    """The request's trace spans (`telemetry.RequestSpans`), as the routing layer sees them."""
+
+    def attempt(self, endpoint: CompiledEndpoint, target: CompiledTarget,
+                number: int) -> None:
+        """An attempt at `target` is about to be sent."""
+
+    def traceparent(self) -> str | None:
+        """The W3C `traceparent` to send with the attempt in flight."""
+
+    def failed(self, record: errors.AttemptRecord) -> None:
+        """The attempt in flight failed."""
+
+    def skipped(self, endpoint: CompiledEndpoint, target: CompiledTarget, number: int,
+                record: errors.AttemptRecord) -> None:
+        """A candidate was passed over without a request."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Call:
     """What an attempt needs besides the target: the body and the request's context."""
@@ -83,6 +101,8 @@ class Call:
     endpoint: CompiledEndpoint
     body: dict[str, Any]
     request_id: str
+    #: Tracing on (`telemetry.py`): the request's spans, whose attempt context goes upstream.
+    spans: AttemptSpans | None = None
 
 
 class UpstreamStream:
@@ -234,6 +254,10 @@ class AttemptRunner:
 
     async def _send(self, request: UpstreamRequest, call: Call) -> UpstreamResponse:
         headers = {**request.headers, "x-request-id": call.request_id}
+        if call.spans is not None:
+            traceparent = call.spans.traceparent()
+            if traceparent is not None:
+                headers["traceparent"] = traceparent
         return await self._client.request(request.method, request.url, headers, request.body)
 
 
