@@ -22,12 +22,14 @@ facts, models, token counts, outcomes and costs only).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.propagate import extract
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
@@ -39,6 +41,9 @@ from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.providers.base import Usage
 
+log = logging.getLogger(__name__)
+#: `service.name` unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) names one.
+DEFAULT_SERVICE_NAME = "switchyard-gateway"
 #: The `gen_ai.provider.name` well-known values, by the manifest's provider.
 _PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini",
                    "azureOpenai": "azure.ai.openai", "azure": "azure.ai.openai"}
@@ -61,7 +66,17 @@ def from_env(env: Mapping[str, str] | None = None,
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    provider = TracerProvider()  # sampler and resource (OTEL_SERVICE_NAME, ...) from env
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
+    if protocol != "http/protobuf":
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported: exporting with "
+                    "http/protobuf", protocol[:40])
+    named = ("OTEL_SERVICE_NAME" in env
+             or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    # The sampler (OTEL_TRACES_SAMPLER*) and resource (OTEL_RESOURCE_ATTRIBUTES) from env;
+    # the exporter and the batching read their OTEL_EXPORTER_OTLP_* and OTEL_BSP_* too.
+    resource = Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return Telemetry(provider, prices)
 

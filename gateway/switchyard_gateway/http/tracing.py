@@ -3,11 +3,12 @@
 `tracing_middleware` is the outermost middleware (`app.py`): it gives each request its
 `RequestTrace` (under `TRACE`, with the caller's sane `x-request-id` or a fresh one) before
 anything else runs, and stamps `x-request-id` and the routing headers on every response
-not yet sent. With tracing on (`telemetry.py`) `traced_middleware` replaces it: the same,
-plus the request's server span (ended once the request is answered and accounted, with
-the served attempt's span and usage). Streams stamp the same headers themselves (`sse.py`, through
-`routing_headers`) because their headers go out before the handler returns. It neither
-renders errors (`errors.py`) nor counts or logs requests (`accounting.py`).
+not yet sent. With tracing on (`telemetry.py`) `traced_middleware` replaces it: the
+same, plus the request's server span (not for the probes), ended once the request is
+answered, with the served attempt's span and usage. Streams stamp the same headers
+themselves (`sse.py`, through `routing_headers`) because their headers go out before the
+handler returns. It neither renders errors (`errors.py`) nor counts or logs requests
+(`accounting.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 #: The status an aborted request is traced with (as `accounting.CLIENT_CLOSED`).
 _CLIENT_CLOSED = 499
+#: The probes are not traced (a kubelet's every few seconds would bury the requests).
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -73,6 +76,8 @@ def traced_middleware(telemetry: Telemetry) -> Middleware:
 
     @web.middleware
     async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in _UNTRACED:
+            return await tracing_middleware(request, handler)
         trace = RequestTrace(request_id=request_id_of(request))
         spans = telemetry.start(request.method, request.path, request.headers)
         trace.span = spans

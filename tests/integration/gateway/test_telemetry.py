@@ -21,6 +21,8 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind
 
+from switchyard_gateway import telemetry
+from switchyard_gateway.http.tracing import tracing_middleware
 from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.telemetry import Telemetry
 from switchyard_testing.fakes import FakeOpenAI, Fault
@@ -203,3 +205,39 @@ def test_price_table_cost() -> None:
     table = PriceTable.parse(json.dumps(PRICES).encode())
     assert table.cost("model-b", Usage(1_000_000, 500_000)) == pytest.approx(6.0)
     assert table.cost("unpriced", Usage(10, 10)) is None
+
+
+async def test_probes_are_not_traced(gateway: Gateway, exporter: InMemorySpanExporter) -> None:
+    async with aiohttp.ClientSession() as s:
+        for path in ("/healthz", "/readyz"):
+            async with s.get(gateway.url + path) as r:
+                assert r.status == 200
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"OTEL_SERVICE_NAME": "x"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
+    {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "TRUE"},
+])
+def test_tracing_is_off_without_an_endpoint_or_when_disabled(env: dict[str, str]) -> None:
+    assert telemetry.from_env(env) is None
+
+
+def test_tracing_is_on_with_either_endpoint_variable() -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        found = telemetry.from_env({name: "http://127.0.0.1:4318"})
+        assert found is not None
+        assert found.provider.resource.attributes["service.name"] == "switchyard-gateway"
+        found.shutdown()
+
+
+async def test_tracing_off_makes_no_spans(tmp_path: pathlib.Path,
+                                          fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    p, _ = fakes
+    doc = endpoint("chat", [openai_target("primary", p.base_url, "P_KEY", weight=100)])
+    async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
+        assert gw.app.middlewares[0] is tracing_middleware  # the plain one: no span code
+        await _client(gw).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+    assert "traceparent" not in p.requests[-1].headers
