@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 
+import orjson
 from opentelemetry import trace as otel_trace
 from opentelemetry.propagate import extract
 from opentelemetry.sdk.resources import Resource
@@ -47,6 +47,8 @@ DEFAULT_SERVICE_NAME = "switchyard-gateway"
 #: The `gen_ai.provider.name` well-known values, by the manifest's provider.
 _PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini",
                    "azureOpenai": "azure.ai.openai", "azure": "azure.ai.openai"}
+#: A model name or finish reason longer than this is cut (they are identifiers).
+_FIELD_LIMIT = 100
 _OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "completions": "text_completion"}
 
 
@@ -106,7 +108,8 @@ class Telemetry:
 class RequestSpans:
     """The spans of one request: the router opens and ends one per attempt."""
 
-    __slots__ = ("_context", "_open", "_opened", "_owner", "_server")
+    __slots__ = ("_context", "_finish_reasons", "_open", "_opened", "_owner",
+                 "_response_model", "_server")
 
     def __init__(self, owner: Telemetry, server: otel_trace.Span) -> None:
         self._owner = owner
@@ -114,6 +117,8 @@ class RequestSpans:
         self._context = otel_trace.set_span_in_context(server)
         self._open: otel_trace.Span | None = None
         self._opened: tuple[CompiledTarget, int] | None = None
+        self._response_model: str | None = None
+        self._finish_reasons: list[str] = []
 
     def attempt(self, endpoint: CompiledEndpoint, target: CompiledTarget, number: int) -> None:
         """An attempt at `target` is about to be sent (`number` counts from 1)."""
@@ -141,6 +146,23 @@ class RequestSpans:
         ctx = span.get_span_context()
         return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
+    def answered(self, body: bytes) -> None:
+        """Read the model and finish reasons of a whole answer (never its content)."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(data, dict):
+            return
+        model = data.get("model")
+        if isinstance(model, str):
+            self._response_model = model[:_FIELD_LIMIT]
+        choices = data.get("choices")
+        if isinstance(choices, list):
+            self._finish_reasons = [c["finish_reason"][:_FIELD_LIMIT] for c in choices
+                                    if isinstance(c, dict)
+                                    and isinstance(c.get("finish_reason"), str)]
+
     def failed(self, record: errors.AttemptRecord, usage: Usage | None = None) -> None:
         """The attempt in flight failed as `record` says."""
         span = self._open
@@ -157,7 +179,8 @@ class RequestSpans:
         self._end_attempt(span, record, None)
 
     def _end_attempt(self, span: otel_trace.Span, record: errors.AttemptRecord,
-                     usage: Usage | None, response_model: str | None = None) -> None:
+                     usage: Usage | None, request_model: str | None = None,
+                     response_model: str | None = None) -> None:
         span.set_attribute("switchyard.outcome", record.outcome)
         if record.status is not None:
             span.set_attribute("http.response.status_code", record.status)
@@ -165,7 +188,8 @@ class RequestSpans:
             span.set_attribute(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens)
             span.set_attribute(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens)
             prices = self._owner.prices
-            model = response_model or span_model(span)
+            # Priced by the model asked for (the price table's keys are the targets' models).
+            model = request_model
             cost = prices.cost(model, usage) if prices is not None and model else None
             if cost is not None:
                 span.set_attribute("switchyard.cost.usd", cost)
@@ -176,8 +200,8 @@ class RequestSpans:
             span.set_status(Status(StatusCode.ERROR, record.outcome))
         span.end()
 
-    def finish(self, status: int, attempts: list[errors.AttemptRecord], usage: Usage | None,
-               finish_reasons: tuple[str, ...] = ()) -> None:
+    def finish(self, status: int, attempts: list[errors.AttemptRecord],
+               usage: Usage | None) -> None:
         """The request is answered (`status`): end the served attempt, then the server span."""
         span = self._open
         self._open = None
@@ -185,10 +209,10 @@ class RequestSpans:
             opened = self._opened
             record = attempts[-1] if attempts else errors.AttemptRecord(
                 "", "client_closed", None, 0.0, sent=True)
-            if finish_reasons:
-                span.set_attribute(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, list(finish_reasons))
+            if self._finish_reasons:
+                span.set_attribute(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, self._finish_reasons)
             model = opened[0].model if opened is not None else None
-            self._end_attempt(span, record, usage, model)
+            self._end_attempt(span, record, usage, model, self._response_model or model)
         server = self._server
         server.set_attribute("http.response.status_code", status)
         if status >= 500 or status == 499:
@@ -196,9 +220,3 @@ class RequestSpans:
             server.set_status(Status(StatusCode.ERROR))
         server.end()
 
-
-def span_model(span: Any) -> str | None:
-    """The request model recorded on an attempt span."""
-    attributes = getattr(span, "attributes", None) or {}
-    model = attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)
-    return model if isinstance(model, str) else None

@@ -96,6 +96,8 @@ async def serve(request: web.Request, task: Task, model: str | None = None) -> w
             committed = await router.open_stream(call, trace, key)
             return await sse.relay(request, committed, trace, state.metrics)
         result = await router.complete(call, trace, key)
+        if trace.span is not None:
+            trace.span.answered(result.body)
         return web.Response(body=result.body, headers=_JSON_HEADERS)
     finally:
         release(state, endpoint)

@@ -89,6 +89,9 @@ class AttemptSpans(Protocol):
     def failed(self, record: errors.AttemptRecord) -> None:
         """The attempt in flight failed."""
 
+    def answered(self, body: bytes) -> None:
+        """The served attempt's whole (non-streamed) answer, for its model and finish reasons."""
+
     def skipped(self, endpoint: CompiledEndpoint, target: CompiledTarget, number: int,
                 record: errors.AttemptRecord) -> None:
         """A candidate was passed over without a request."""

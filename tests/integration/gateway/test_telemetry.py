@@ -119,6 +119,7 @@ async def test_fallback_is_one_server_span_with_two_attempt_spans(
     assert (b["switchyard.target"], b["switchyard.attempt"]) == ("fb1", 2)
     assert b[gen_ai.GEN_AI_REQUEST_MODEL] == b[gen_ai.GEN_AI_RESPONSE_MODEL] == "model-b"
     assert error_attributes.ERROR_TYPE not in b
+    assert b[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert b[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] == usage.prompt_tokens
     assert b[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
     expected_cost = (usage.prompt_tokens * 2.0 + usage.completion_tokens * 8.0) / 1e6
