@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from switchyard_gateway import serve
+from switchyard_gateway.pricing import PriceTable, PriceTableError
 from switchyard_gateway.providers import sse
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import limits
@@ -166,6 +167,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"switchyard gateway: {exc}", file=sys.stderr)
         return 2
+    if settings.prices_file is not None:  # checked here for a clear message (and re-read)
+        try:
+            PriceTable.load(settings.prices_file)
+        except PriceTableError as exc:
+            print(f"switchyard gateway: --prices-file: {exc}", file=sys.stderr)
+            return 2
     try:
         return serve.run(settings, int(args.workers))
     except ValueError as exc:
