@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from switchyard_gateway import errors
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
@@ -175,29 +176,32 @@ class RequestSpans:
                 record: errors.AttemptRecord) -> None:
         """A candidate passed over without a request: a zero-length span."""
         span = self._client_span(endpoint, target, number)
-        span.set_attribute("switchyard.skipped", True)
-        self._end_attempt(span, record, None)
+        self._end_attempt(span, record, None, extra={"switchyard.skipped": True})
 
     def _end_attempt(self, span: otel_trace.Span, record: errors.AttemptRecord,
                      usage: Usage | None, request_model: str | None = None,
-                     response_model: str | None = None) -> None:
-        span.set_attribute("switchyard.outcome", record.outcome)
+                     response_model: str | None = None,
+                     extra: dict[str, AttributeValue] | None = None) -> None:
+        # One `set_attributes` call: the SDK takes a lock and validates per call.
+        attributes: dict[str, AttributeValue] = extra or {}
+        attributes["switchyard.outcome"] = record.outcome
         if record.status is not None:
-            span.set_attribute("http.response.status_code", record.status)
+            attributes["http.response.status_code"] = record.status
         if usage is not None:
-            span.set_attribute(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens)
-            span.set_attribute(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens)
+            attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] = usage.prompt_tokens
+            attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.completion_tokens
             prices = self._owner.prices
             # Priced by the model asked for (the price table's keys are the targets' models).
-            model = request_model
-            cost = prices.cost(model, usage) if prices is not None and model else None
+            cost = (prices.cost(request_model, usage)
+                    if prices is not None and request_model else None)
             if cost is not None:
-                span.set_attribute("switchyard.cost.usd", cost)
+                attributes["switchyard.cost.usd"] = cost
         if response_model:
-            span.set_attribute(gen_ai.GEN_AI_RESPONSE_MODEL, response_model)
+            attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = response_model
         if record.outcome != "ok":
-            span.set_attribute(error_attributes.ERROR_TYPE, record.outcome)
+            attributes[error_attributes.ERROR_TYPE] = record.outcome
             span.set_status(Status(StatusCode.ERROR, record.outcome))
+        span.set_attributes(attributes)
         span.end()
 
     def finish(self, status: int, attempts: list[errors.AttemptRecord],
@@ -209,10 +213,11 @@ class RequestSpans:
             opened = self._opened
             record = attempts[-1] if attempts else errors.AttemptRecord(
                 "", "client_closed", None, 0.0, sent=True)
+            extra: dict[str, AttributeValue] = {}
             if self._finish_reasons:
-                span.set_attribute(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, self._finish_reasons)
+                extra[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = self._finish_reasons
             model = opened[0].model if opened is not None else None
-            self._end_attempt(span, record, usage, model, self._response_model or model)
+            self._end_attempt(span, record, usage, model, self._response_model or model, extra)
         server = self._server
         server.set_attribute("http.response.status_code", status)
         if status >= 500 or status == 499:
