@@ -127,7 +127,7 @@ class GatewayMetrics:
             registry=self._local)
         self._hashes: dict[str, str] = {}
         self._children: dict[tuple[object, ...], Any] = {}
-        self._fast: dict[tuple[str, str, int, str], tuple[Any, ...]] = {}
+        self._fast: dict[tuple[str, str, int, str, str], tuple[Any, ...]] = {}
 
     def render(self) -> bytes:
         """The text exposition format for `/metrics` (summed over workers in multi-process mode)."""
@@ -165,11 +165,11 @@ class GatewayMetrics:
         if len(attempts) == 1 and attempts[0].outcome == "ok":
             # The common case (one successful attempt, streamed or not): its children
             # found with one lookup.
-            fast_key = (trace.endpoint, trace.target, status, attempts[0].target)
+            fast_key = (trace.endpoint, trace.target, status, attempts[0].target, trace.model)
             fast = self._fast.get(fast_key)
             if fast is None:
                 fast = self._fast_children(fast_key)
-            requests, latency, attempt, upstream, prompt, completion = fast
+            requests, latency, attempt, upstream, prompt, completion, inputs, outputs = fast
             requests.inc()
             latency.observe(seconds)
             attempt.inc()
@@ -178,10 +178,14 @@ class GatewayMetrics:
             if trace.first_token_seconds is not None:
                 self._child(self.ttft, trace.endpoint or "-", attempts[0].target).observe(
                     trace.first_token_seconds)
-            if trace.usage is not None:
-                prompt.inc(trace.usage.prompt_tokens)
-                completion.inc(trace.usage.completion_tokens)
-                self._genai(trace, attempts[0].target, trace.usage)
+            usage = trace.usage
+            if usage is not None:
+                prompt.inc(usage.prompt_tokens)
+                completion.inc(usage.completion_tokens)
+                inputs.observe(usage.prompt_tokens)
+                outputs.observe(usage.completion_tokens)
+                if self.prices is not None:
+                    self._cost(self.prices, trace, attempts[0].target, usage)
             return
         endpoint = trace.endpoint or "-"
         child = self._child
@@ -205,26 +209,28 @@ class GatewayMetrics:
             child(self.tokens, endpoint, target, "prompt").inc(trace.usage.prompt_tokens)
             child(self.tokens, endpoint, target, "completion").inc(
                 trace.usage.completion_tokens)
-            self._genai(trace, target, trace.usage)
+            model = trace.model or "-"
+            child(self.token_usage, endpoint, target, model, "input").observe(
+                trace.usage.prompt_tokens)
+            child(self.token_usage, endpoint, target, model, "output").observe(
+                trace.usage.completion_tokens)
+            if self.prices is not None:
+                self._cost(self.prices, trace, target, trace.usage)
 
-    def _genai(self, trace: RequestTrace, target: str, usage: Usage) -> None:
-        """The served attempt's token usage histogram and cost."""
-        endpoint, model, child = trace.endpoint or "-", trace.model or "-", self._child
-        child(self.token_usage, endpoint, target, model, "input").observe(usage.prompt_tokens)
-        child(self.token_usage, endpoint, target, model, "output").observe(
-            usage.completion_tokens)
-        if self.prices is not None:
-            cost = self.prices.cost(model, usage)
-            if cost is not None:
-                child(self.cost, endpoint, target, model).inc(cost)
+    def _cost(self, prices: PriceTable, trace: RequestTrace, target: str,
+              usage: Usage) -> None:
+        """The served attempt's cost, when its model is priced."""
+        cost = prices.cost(trace.model, usage)
+        if cost is not None:
+            self._child(self.cost, trace.endpoint or "-", target, trace.model).inc(cost)
 
     def count_caller(self, trace: RequestTrace, status: int) -> None:
         """Count one request by its caller's namespace label (`http/kube_auth.py`)."""
         self._child(self.caller_requests, trace.caller_namespace, trace.endpoint or "-",
                     str(status)).inc()
 
-    def _fast_children(self, key: tuple[str, str, int, str]) -> tuple[Any, ...]:
-        endpoint, target, status, attempted = key
+    def _fast_children(self, key: tuple[str, str, int, str, str]) -> tuple[Any, ...]:
+        endpoint, target, status, attempted, model = key
         endpoint = endpoint or "-"
         child = self._child
         found = (child(self.requests, endpoint, target or "-", str(status)),
@@ -232,7 +238,9 @@ class GatewayMetrics:
                  child(self.attempts, endpoint, attempted, "ok"),
                  child(self.upstream, endpoint, attempted),
                  child(self.tokens, endpoint, attempted, "prompt"),
-                 child(self.tokens, endpoint, attempted, "completion"))
+                 child(self.tokens, endpoint, attempted, "completion"),
+                 child(self.token_usage, endpoint, attempted, model or "-", "input"),
+                 child(self.token_usage, endpoint, attempted, model or "-", "output"))
         if len(self._fast) >= _MAX_CHILDREN:
             self._fast.clear()
         self._fast[key] = found

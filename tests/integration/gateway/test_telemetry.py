@@ -197,7 +197,8 @@ async def test_stream_without_include_usage_counts_no_tokens(
         pass
     _, (span,) = _spans(exporter)
     assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {})
-    assert await _metric(gateway, "gen_ai_client_token_usage_count") == {}
+    counts = await _metric(gateway, "gen_ai_client_token_usage_count")
+    assert all(value == 0 for value in counts.values())  # series may exist, with no sample
 
 
 def test_price_table_cost() -> None:
