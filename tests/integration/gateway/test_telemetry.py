@@ -243,3 +243,20 @@ async def test_tracing_off_makes_no_spans(tmp_path: pathlib.Path,
         assert gw.app.middlewares[0] is tracing_middleware  # the plain one: no span code
         await _client(gw).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
     assert "traceparent" not in p.requests[-1].headers
+
+
+async def test_status_page_shows_tokens_and_cost_per_target(
+        gateway: Gateway, fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
+    p, _ = fakes
+    p.script.push(Fault.UNAVAILABLE)
+    reply = await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+    assert reply.usage is not None
+    async with aiohttp.ClientSession() as s, s.get(gateway.admin_url + "/ui/status.json") as r:
+        status = await r.json()
+    targets = {t["name"]: t for t in status["endpoints"][0]["targets"]}
+    fb1, primary = targets["fb1"], targets["primary"]
+    assert (fb1["input_tokens_total"], fb1["output_tokens_total"]) == (
+        reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    assert fb1["cost_usd_total"] == pytest.approx(
+        (reply.usage.prompt_tokens * 2.0 + reply.usage.completion_tokens * 8.0) / 1e6)
+    assert (primary["input_tokens_total"], primary["cost_usd_total"]) == (0, None)
