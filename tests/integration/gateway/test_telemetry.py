@@ -26,7 +26,13 @@ from switchyard_gateway.http.tracing import tracing_middleware
 from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.telemetry import Telemetry
 from switchyard_testing.fakes import FakeOpenAI, Fault
-from tests.integration.gateway.kit import Gateway, endpoint, openai_target, running_gateway
+from tests.integration.gateway.kit import (
+    Gateway,
+    endpoint,
+    openai_target,
+    running_gateway,
+    wait_for,
+)
 
 KEYS = {"P_KEY": "sk-primary-aaaa1111", "F1_KEY": "sk-fallback1-bbbb2222"}
 MESSAGES = [{"role": "user", "content": "the secret prompt"}]
@@ -260,3 +266,20 @@ async def test_status_page_shows_tokens_and_cost_per_target(
     assert fb1["cost_usd_total"] == pytest.approx(
         (reply.usage.prompt_tokens * 2.0 + reply.usage.completion_tokens * 8.0) / 1e6)
     assert (primary["input_tokens_total"], primary["cost_usd_total"]) == (0, None)
+
+
+async def test_client_abort_ends_both_spans_as_499(
+        gateway: Gateway, fakes: tuple[FakeOpenAI, FakeOpenAI],
+        exporter: InMemorySpanExporter) -> None:
+    p, _ = fakes
+    p.script.push(Fault.HANG)
+    body = {"model": "chat", "messages": MESSAGES}
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(TimeoutError):
+            async with s.post(gateway.url + "/v1/chat/completions", json=body,
+                              timeout=aiohttp.ClientTimeout(total=0.5)):
+                pass
+    await wait_for(lambda: len(exporter.get_finished_spans()) == 2)
+    server, (attempt,) = _spans(exporter)
+    assert (server.attributes or {})["http.response.status_code"] == 499
+    assert (attempt.attributes or {})[error_attributes.ERROR_TYPE] == "client_closed"
