@@ -50,6 +50,8 @@ _PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.
                    "azureOpenai": "azure.ai.openai", "azure": "azure.ai.openai"}
 #: A model name or finish reason longer than this is cut (they are identifiers).
 _FIELD_LIMIT = 100
+#: A request path longer than this is cut on the server span.
+_PATH_LIMIT = 1000
 _OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "completions": "text_completion"}
 
 
@@ -92,13 +94,21 @@ class Telemetry:
         self.tracer = provider.get_tracer("switchyard_gateway")
         self.prices = prices
 
-    def start(self, method: str, path: str, headers: Mapping[str, str]) -> RequestSpans:
-        """The server span of one request (child of the caller's `traceparent`)."""
+    def start(self, method: str, route: str, path: str,
+              headers: Mapping[str, str]) -> RequestSpans:
+        """The server span of one request (child of the caller's `traceparent`).
+
+        Named by the matched `route` (empty: none matched), never the raw path, so a
+        caller cannot mint span names; the path is an attribute, cut.
+        """
         parent = extract(headers) if "traceparent" in headers else None
-        server = self.tracer.start_span(f"{method} {path}", context=parent,
-                                        kind=SpanKind.SERVER,
-                                        attributes={"http.request.method": method,
-                                                    "url.path": path})
+        attributes: dict[str, AttributeValue] = {"http.request.method": method[:_FIELD_LIMIT],
+                                                 "url.path": path[:_PATH_LIMIT]}
+        if route:
+            attributes["http.route"] = route
+        server = self.tracer.start_span(f"{method[:_FIELD_LIMIT]} {route}".rstrip(),
+                                        context=parent, kind=SpanKind.SERVER,
+                                        attributes=attributes)
         return RequestSpans(self, server)
 
     def shutdown(self) -> None:

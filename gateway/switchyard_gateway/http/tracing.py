@@ -79,7 +79,9 @@ def traced_middleware(telemetry: Telemetry) -> Middleware:
         if request.path in _UNTRACED:
             return await tracing_middleware(request, handler)
         trace = RequestTrace(request_id=request_id_of(request))
-        spans = telemetry.start(request.method, request.path, request.headers)
+        resource = request.match_info.route.resource  # None: no route (a 404)
+        route = resource.canonical if resource is not None else ""
+        spans = telemetry.start(request.method, route, request.path, request.headers)
         trace.span = spans
         request[TRACE] = trace
         status = 500

@@ -110,6 +110,8 @@ async def test_fallback_is_one_server_span_with_two_attempt_spans(
     assert first.parent is not None and first.parent.span_id == server.context.span_id
     assert second.parent is not None and second.parent.span_id == server.context.span_id
     assert (server.attributes or {})["http.response.status_code"] == 200
+    assert server.name == "POST /v1/chat/completions"
+    assert (server.attributes or {})["http.route"] == "/v1/chat/completions"
 
     a, b = first.attributes or {}, second.attributes or {}
     assert a[gen_ai.GEN_AI_OPERATION_NAME] == "chat"
@@ -283,3 +285,13 @@ async def test_client_abort_ends_both_spans_as_499(
     server, (attempt,) = _spans(exporter)
     assert (server.attributes or {})["http.response.status_code"] == 499
     assert (attempt.attributes or {})[error_attributes.ERROR_TYPE] == "client_closed"
+
+
+async def test_unrouted_paths_do_not_name_spans(
+        gateway: Gateway, exporter: InMemorySpanExporter) -> None:
+    async with (aiohttp.ClientSession() as s,
+                s.get(gateway.url + "/no/such/" + "x" * 5000) as r):
+        assert r.status == 404
+    [server] = exporter.get_finished_spans()
+    assert server.name == "GET"
+    assert len(str((server.attributes or {})["url.path"])) == 1000
