@@ -98,7 +98,7 @@ async def test_fallback_is_one_server_span_with_two_attempt_spans(
     p, f1 = fakes
     p.script.push(Fault.UNAVAILABLE)
     raw = await _client(gateway).chat.completions.with_raw_response.create(
-        model="chat", messages=MESSAGES,  # type: ignore[arg-type]
+        model="chat", messages=MESSAGES,
         extra_headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_PARENT}-01"})
     usage = raw.parse().usage
     assert usage is not None
@@ -153,9 +153,9 @@ async def test_cooldown_skip_is_a_zero_length_attempt_span(
         exporter: InMemorySpanExporter) -> None:
     p, _ = fakes
     p.script.push(Fault.UNAVAILABLE)
-    await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+    await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)
     exporter.clear()
-    await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+    await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)
     _, (skip, served) = _spans(exporter)
     attrs = skip.attributes or {}
     assert attrs["switchyard.skipped"] is True
@@ -170,11 +170,11 @@ async def test_cooldown_skip_is_a_zero_length_attempt_span(
 async def test_streamed_and_plain_usage_agree_with_the_fake(
         gateway: Gateway, exporter: InMemorySpanExporter) -> None:
     client = _client(gateway)
-    plain = await client.chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+    plain = await client.chat.completions.create(model="chat", messages=MESSAGES)
     _, (plain_span,) = _spans(exporter)
     exporter.clear()
     stream = await client.chat.completions.create(
-        model="chat", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+        model="chat", messages=MESSAGES, stream=True,
         stream_options={"include_usage": True})
     streamed = None
     async for chunk in stream:
@@ -200,7 +200,7 @@ async def test_streamed_and_plain_usage_agree_with_the_fake(
 async def test_stream_without_include_usage_counts_no_tokens(
         gateway: Gateway, exporter: InMemorySpanExporter) -> None:
     stream = await _client(gateway).chat.completions.create(
-        model="chat", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        model="chat", messages=MESSAGES, stream=True)
     async for _ in stream:
         pass
     _, (span,) = _spans(exporter)
@@ -249,7 +249,7 @@ async def test_tracing_off_makes_no_spans(tmp_path: pathlib.Path,
     doc = endpoint("chat", [openai_target("primary", p.base_url, "P_KEY", weight=100)])
     async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
         assert gw.app.middlewares[0] is tracing_middleware  # the plain one: no span code
-        await _client(gw).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+        await _client(gw).chat.completions.create(model="chat", messages=MESSAGES)
     assert "traceparent" not in p.requests[-1].headers
 
 
@@ -257,7 +257,7 @@ async def test_status_page_shows_tokens_and_cost_per_target(
         gateway: Gateway, fakes: tuple[FakeOpenAI, FakeOpenAI]) -> None:
     p, _ = fakes
     p.script.push(Fault.UNAVAILABLE)
-    reply = await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+    reply = await _client(gateway).chat.completions.create(model="chat", messages=MESSAGES)
     assert reply.usage is not None
     async with aiohttp.ClientSession() as s, s.get(gateway.admin_url + "/ui/status.json") as r:
         status = await r.json()
