@@ -47,7 +47,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke check)")
     parser.add_argument("--rounds", type=int, default=0,
                         help="rounds per system (default 3: a true median)")
-    parser.add_argument("--systems", default="direct,naive,switchyard,switchyard-2w,mlflow,litellm")
+    parser.add_argument("--systems", default="direct,naive,switchyard,switchyard-traced,"
+                        "switchyard-2w,mlflow,litellm")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
                         help="where to write the report ('-' for nowhere)")

@@ -98,6 +98,10 @@ def targets(rows: dict[str, dict[str, float | None]]) -> list[str]:
     two = _ratio(rows.get("switchyard-2w", {}).get("cpu_us"), sy.get("cpu_us"))
     line("CPU/request with --workers 2 within 10% of one worker", two,
          None if two is None else two <= 1.10, "{:.2f}x")
+    traced = _ratio(rows.get("switchyard-traced", {}).get("cpu_us"), sy.get("cpu_us"))
+    out.append("| CPU/request with tracing on (every request sampled, OTLP batches) vs off | "
+               f"{'n/a' if traced is None else f'{traced:.2f}x'} | "
+               f"{'not measured' if traced is None else 'reported (no target)'} |")
     for peer, want in (("mlflow", 5.0), ("litellm", 20.0)):
         r = _ratio(sy.get("rps"), rows.get(peer, {}).get("rps"))
         line(f"throughput >= {want:g}x {peer}", r, None if r is None else r >= want,

@@ -93,16 +93,23 @@ def switchyard_manifests(upstream: Upstream) -> list[dict[str, object]]:
     return [endpoint("bench", *upstream.json[:2]), endpoint("bench-stream", *upstream.sse)]
 
 
-def start_switchyard(upstream: Upstream, folder: Path, workers: int = 1) -> Running:
-    """`switchyard gateway --config` (standalone), default flags, on the gateway core."""
+def start_switchyard(upstream: Upstream, folder: Path, workers: int = 1,
+                     traced: bool = False) -> Running:
+    """`switchyard gateway --config` (standalone), default flags, on the gateway core;
+    `traced`: with OpenTelemetry tracing on, every request sampled, batches exported over
+    OTLP/HTTP to the fallback nginx port (which answers 200 to anything)."""
     config = folder / "switchyard.yaml"
     config.write_text(yaml.safe_dump_all(switchyard_manifests(upstream)))
     port = procs.free_port()
     argv = [sys.executable, "-m", "switchyard_cli.main", "gateway", "--config", str(config),
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     name = "switchyard" if workers == 1 else f"switchyard-{workers}w"
+    env = {"BENCH_KEY": KEY}
+    if traced:
+        name += "-traced"
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{upstream.json[2]}"
     core = procs.GATEWAY_CORE if workers == 1 else "0,1"
-    child = procs.Child(name, procs.pinned(core, argv), folder, env={"BENCH_KEY": KEY})
+    child = procs.Child(name, procs.pinned(core, argv), folder, env=env)
     return _ready(name, child, port)
 
 
@@ -166,8 +173,14 @@ def start_switchyard_2w(upstream: Upstream, folder: Path) -> Running:
     return start_switchyard(upstream, folder, workers=2)
 
 
+def start_switchyard_traced(upstream: Upstream, folder: Path) -> Running:
+    """One worker with tracing on (CPU per request vs tracing off)."""
+    return start_switchyard(upstream, folder, traced=True)
+
+
 SYSTEMS: dict[str, Starter] = {
     "direct": start_direct, "naive": start_naive, "switchyard": start_switchyard,
+    "switchyard-traced": start_switchyard_traced,
     "switchyard-2w": start_switchyard_2w, "litellm": start_litellm, "mlflow": start_mlflow,
 }
 
@@ -177,6 +190,9 @@ NOTES = {
              "no parsing, no fallback, no logging.",
     "switchyard": "`switchyard gateway --config` with default flags (JSON access log on "
                   "at INFO, Prometheus metrics on); split 50/50 + one fallback.",
+    "switchyard-traced": "the same with OpenTelemetry tracing on (OTEL_EXPORTER_OTLP_ENDPOINT "
+                         "set: every request sampled, a server span and an attempt span "
+                         "each, batch-exported over OTLP/HTTP to a loopback nginx).",
     "switchyard-2w": "the same with `--workers 2` (SO_REUSEPORT, Prometheus multiprocess "
                      "metrics), not pinned (both cores, shared with wrk and nginx): only its "
                      "CPU per request is comparable (the 1-to-2-worker target).",

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from switchyard_gateway import serve
+from switchyard_gateway.pricing import PriceTable, PriceTableError
 from switchyard_gateway.providers import sse
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import limits
@@ -70,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("access-log", "stderr", "where each request's JSON access line goes: 'stderr' "
          "(default; the bare JSON line, written in batches within 50 ms), 'logging' (the "
          "switchyard.access Python logger, with the log format) or 'off'")
+    flag("prices-file", None, "a JSON price table, US dollars per million tokens by "
+         "upstream model ({\"gpt-4o\": {\"input\": 2.5, \"output\": 10}}): the "
+         "switchyard_cost_usd metric and the attempt spans' cost (default: no cost)")
     _upstream_flags(flag)
 
 
@@ -136,6 +140,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         kubeconfig=args.kubeconfig, auth_tokens_file=args.auth_tokens_file,
         keepalive_timeout=float(args.keepalive_timeout), body_timeout=float(args.body_timeout),
         access_log=args.access_log, admin_port=int(args.admin_port),
+        prices_file=args.prices_file,
         auth_kubernetes=args.auth == "kubernetes", auth_audience=args.auth_audience,
         upstream_max_header_bytes=int(args.upstream_max_header_bytes),
         upstream_max_body_bytes=int(args.upstream_max_body_bytes),
@@ -179,6 +184,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"switchyard gateway: {exc}", file=sys.stderr)
         return 2
+    if settings.prices_file is not None:  # checked here for a clear message (and re-read)
+        try:
+            PriceTable.load(settings.prices_file)
+        except PriceTableError as exc:
+            print(f"switchyard gateway: --prices-file: {exc}", file=sys.stderr)
+            return 2
     try:
         return serve.run(settings, int(args.workers))
     except ValueError as exc:

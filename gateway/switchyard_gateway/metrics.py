@@ -32,6 +32,8 @@ from prometheus_client import (
 )
 
 from switchyard_gateway.config.store import ChangeKind, ConfigChange
+from switchyard_gateway.pricing import PriceTable
+from switchyard_gateway.providers.base import Usage
 from switchyard_gateway.routing.router import RequestTrace
 
 access_log = logging.getLogger("switchyard.access")
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 _MAX_CHILDREN = 10_000
 #: Writes up to this size are atomic on a pipe (POSIX minimum 512, Linux 4096).
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+#: The GenAI semantic conventions' advised buckets for `gen_ai.client.token.usage`.
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                  16777216, 67108864)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -71,6 +76,16 @@ class GatewayMetrics:
                               buckets=_LATENCY_BUCKETS, registry=r)
         self.tokens = Counter("switchyard_tokens", "Tokens reported by providers",
                               ["endpoint", "target", "kind"], registry=r)
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage", "GenAI semantic conventions: tokens per served "
+            "request as the provider reported them, by endpoint, target, upstream model and "
+            "token type (input, output)", ["endpoint", "target", "model", "token_type"],
+            buckets=_TOKEN_BUCKETS, registry=r)
+        self.cost = Counter("switchyard_cost_usd", "US dollars the served requests cost, "
+                            "by the price table (--prices-file); unpriced models count 0",
+                            ["endpoint", "target", "model"], registry=r)
+        #: The price table (None: no cost is counted).
+        self.prices: PriceTable | None = None
         self.active_streams = Gauge("switchyard_active_streams", "Streams being relayed",
                                     ["endpoint"], registry=r, multiprocess_mode="livesum")
         self.in_flight = Gauge("switchyard_in_flight_requests", "Requests in flight",
@@ -122,7 +137,7 @@ class GatewayMetrics:
             registry=self._local)
         self._hashes: dict[str, str] = {}
         self._children: dict[tuple[object, ...], Any] = {}
-        self._fast: dict[tuple[str, str, int, str], tuple[Any, ...]] = {}
+        self._fast: dict[tuple[str, str, int, str, str], tuple[Any, ...]] = {}
 
     def render(self) -> bytes:
         """The text exposition format for `/metrics` (summed over workers in multi-process mode)."""
@@ -160,11 +175,11 @@ class GatewayMetrics:
         if len(attempts) == 1 and attempts[0].outcome == "ok":
             # The common case (one successful attempt, streamed or not): its children
             # found with one lookup.
-            fast_key = (trace.endpoint, trace.target, status, attempts[0].target)
+            fast_key = (trace.endpoint, trace.target, status, attempts[0].target, trace.model)
             fast = self._fast.get(fast_key)
             if fast is None:
                 fast = self._fast_children(fast_key)
-            requests, latency, attempt, upstream, prompt, completion = fast
+            requests, latency, attempt, upstream, prompt, completion, inputs, outputs = fast
             requests.inc()
             latency.observe(seconds)
             attempt.inc()
@@ -173,9 +188,14 @@ class GatewayMetrics:
             if trace.first_token_seconds is not None:
                 self._child(self.ttft, trace.endpoint or "-", attempts[0].target).observe(
                     trace.first_token_seconds)
-            if trace.usage is not None:
-                prompt.inc(trace.usage.prompt_tokens)
-                completion.inc(trace.usage.completion_tokens)
+            usage = trace.usage
+            if usage is not None:
+                prompt.inc(usage.prompt_tokens)
+                completion.inc(usage.completion_tokens)
+                inputs.observe(usage.prompt_tokens)
+                outputs.observe(usage.completion_tokens)
+                if self.prices is not None:
+                    self._cost(self.prices, trace, attempts[0].target, usage)
             return
         endpoint = trace.endpoint or "-"
         child = self._child
@@ -199,14 +219,28 @@ class GatewayMetrics:
             child(self.tokens, endpoint, target, "prompt").inc(trace.usage.prompt_tokens)
             child(self.tokens, endpoint, target, "completion").inc(
                 trace.usage.completion_tokens)
+            model = trace.model or "-"
+            child(self.token_usage, endpoint, target, model, "input").observe(
+                trace.usage.prompt_tokens)
+            child(self.token_usage, endpoint, target, model, "output").observe(
+                trace.usage.completion_tokens)
+            if self.prices is not None:
+                self._cost(self.prices, trace, target, trace.usage)
+
+    def _cost(self, prices: PriceTable, trace: RequestTrace, target: str,
+              usage: Usage) -> None:
+        """The served attempt's cost, when its model is priced."""
+        cost = prices.cost(trace.model, usage)
+        if cost is not None:
+            self._child(self.cost, trace.endpoint or "-", target, trace.model).inc(cost)
 
     def count_caller(self, trace: RequestTrace, status: int) -> None:
         """Count one request by its caller's namespace label (`http/kube_auth.py`)."""
         self._child(self.caller_requests, trace.caller_namespace, trace.endpoint or "-",
                     str(status)).inc()
 
-    def _fast_children(self, key: tuple[str, str, int, str]) -> tuple[Any, ...]:
-        endpoint, target, status, attempted = key
+    def _fast_children(self, key: tuple[str, str, int, str, str]) -> tuple[Any, ...]:
+        endpoint, target, status, attempted, model = key
         endpoint = endpoint or "-"
         child = self._child
         found = (child(self.requests, endpoint, target or "-", str(status)),
@@ -214,7 +248,9 @@ class GatewayMetrics:
                  child(self.attempts, endpoint, attempted, "ok"),
                  child(self.upstream, endpoint, attempted),
                  child(self.tokens, endpoint, attempted, "prompt"),
-                 child(self.tokens, endpoint, attempted, "completion"))
+                 child(self.tokens, endpoint, attempted, "completion"),
+                 child(self.token_usage, endpoint, attempted, model or "-", "input"),
+                 child(self.token_usage, endpoint, attempted, model or "-", "output"))
         if len(self._fast) >= _MAX_CHILDREN:
             self._fast.clear()
         self._fast[key] = found

@@ -63,6 +63,8 @@ class GatewaySettings:
     #: the CLI default: ~10x cheaper per line), or nowhere ("off"). "stderr" writes only
     #: when the `switchyard.access` logger is enabled for INFO when the app is built.
     access_log: Literal["logging", "stderr", "off"] = "logging"
+    #: `--prices-file`: the JSON price table (`pricing.py`) for the cost metric and spans.
+    prices_file: str | None = None
     # -- upstream connections (docs/operations.md "Upstream connections") ------------
     #: Byte limits on what one upstream answer may make the gateway hold (`transport/
     #: limits.py` and `providers/sse.py` justify the defaults); crossing one fails the

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -27,14 +28,18 @@ from switchyard_gateway.http import admin, auth, kube_auth, mlflow_routes, opena
 from switchyard_gateway.http.accounting import accounting_middleware
 from switchyard_gateway.http.errors import error_middleware
 from switchyard_gateway.http.state import STATE, GatewayState
-from switchyard_gateway.http.tracing import tracing_middleware
+from switchyard_gateway.http.tracing import traced_middleware, tracing_middleware
 from switchyard_gateway.identity import Guard
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics, access_log
+from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.routing.attempts import AdapterLookup, AttemptRunner
 from switchyard_gateway.routing.cooldown import Cooldowns
 from switchyard_gateway.routing.router import Router
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import Client
+
+if TYPE_CHECKING:
+    from switchyard_gateway.telemetry import Telemetry
 
 Clock = Callable[[], float]
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
@@ -52,19 +57,24 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
                adapters: AdapterLookup, sources: Sequence[Source] = (),
                cooldown_clock: Clock | None = None,
                metrics: GatewayMetrics | None = None, guard: Guard | None = None,
-               resources: Sequence[CleanupCtx] = ()) -> web.Application:
+               resources: Sequence[CleanupCtx] = (),
+               telemetry: Telemetry | None = None) -> web.Application:
     """Build the gateway app (not yet running), and its admin app under `ADMIN`.
 
     `guard` decides who may call what when `settings.auth_kubernetes` is set; `resources`
-    are extra `cleanup_ctx` entries (the guard's API client). Raises OSError when
-    `settings.auth_tokens_file` is set but cannot be read, ValueError when
-    `settings.auth_kubernetes` is set without a guard.
+    are extra `cleanup_ctx` entries (the guard's API client); `telemetry` turns tracing
+    on (`telemetry.from_env`; None: off, the plain tracing middleware). Raises OSError when
+    `settings.auth_tokens_file` is set but cannot be read, PriceTableError when
+    `settings.prices_file` cannot, ValueError when `settings.auth_kubernetes` is set
+    without a guard.
     """
+    prices = PriceTable.load(settings.prices_file) if settings.prices_file else None
     # One concern each, outermost first: the trace and its headers, then counting and the
     # access line (which must see the final status, so it wraps the error rendering),
     # then the rendering of failures, then inbound auth (its refusals are rendered too).
-    middlewares: list[Middleware] = [tracing_middleware, accounting_middleware,
-                                     error_middleware]
+    middlewares: list[Middleware] = [
+        tracing_middleware if telemetry is None else traced_middleware(telemetry),
+        accounting_middleware, error_middleware]
     tokens: auth.TokenFile | None = None
     if settings.auth_tokens_file is not None:
         tokens = auth.TokenFile(settings.auth_tokens_file)
@@ -77,6 +87,9 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         middlewares.append(auth.middleware(tokens))
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     metrics = metrics or GatewayMetrics()
+    metrics.prices = prices
+    if telemetry is not None and telemetry.prices is None:
+        telemetry.prices = prices
     store.subscribe(metrics.config_changed)
     state = GatewayState(settings=settings, store=store, metrics=metrics,
                          redactor=credentials.redactor,
@@ -99,6 +112,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         yield
         state.router = None
         await client.close()
+        if telemetry is not None:  # flush the queued spans (a blocking export, bounded)
+            await asyncio.to_thread(telemetry.shutdown)
         if state.access_writer is not None:
             state.access_writer.close()
 

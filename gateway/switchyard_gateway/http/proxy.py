@@ -90,12 +90,14 @@ async def serve(request: web.Request, task: Task, model: str | None = None) -> w
         raise errors.Overloaded("the gateway is starting")
     admit(state, endpoint)
     try:
-        call = Call(endpoint, parsed.body, trace.request_id)
+        call = Call(endpoint, parsed.body, trace.request_id, trace.span)
         key = sticky_key(request, endpoint, parsed)
         if parsed.stream:
             committed = await router.open_stream(call, trace, key)
             return await sse.relay(request, committed, trace, state.metrics)
         result = await router.complete(call, trace, key)
+        if trace.span is not None:
+            trace.span.answered(result.body)
         return web.Response(body=result.body, headers=_JSON_HEADERS)
     finally:
         release(state, endpoint)

@@ -38,7 +38,8 @@ _MAX_SNAPSHOTS = 600
 
 Clock = Callable[[], float]
 #: ("requests", endpoint, target, status) | ("fallbacks", endpoint, target, outcome)
-#: | ("latency_bucket", endpoint, le) | ("latency_count", endpoint) -> value
+#: | ("latency_bucket", endpoint, le) | ("latency_count", endpoint)
+#: | ("tokens", endpoint, target, kind) | ("cost", endpoint, target) -> value
 Counts = Mapping[tuple[str, ...], float]
 
 
@@ -56,6 +57,10 @@ def read_counts(exposition: str) -> dict[tuple[str, ...], float]:
                 key = ("latency_bucket", lab["endpoint"], lab["le"])
             elif s.name == "switchyard_request_duration_seconds_count":
                 key = ("latency_count", lab["endpoint"])
+            elif s.name == "switchyard_tokens_total":
+                key = ("tokens", lab["endpoint"], lab["target"], lab["kind"])
+            elif s.name == "switchyard_cost_usd_total":  # summed over the target's models
+                key = ("cost", lab["endpoint"], lab["target"])
             else:
                 continue
             counts[key] = counts.get(key, 0.0) + s.value
@@ -145,6 +150,9 @@ def _target_view(t: CompiledTarget, role: str, position: int, endpoint: str,
                                                                              t.name)),
         "fallback_served_total": now.get(("fallbacks", endpoint, t.name, "ok"), 0.0),
         "fallback_served_window": _delta(now, then, ("fallbacks", endpoint, t.name, "ok")),
+        "input_tokens_total": now.get(("tokens", endpoint, t.name, "prompt"), 0.0),
+        "output_tokens_total": now.get(("tokens", endpoint, t.name, "completion"), 0.0),
+        "cost_usd_total": now.get(("cost", endpoint, t.name)),  # None: not priced
     }
 
 

@@ -18,7 +18,7 @@ import asyncio
 import collections
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from switchyard_gateway import errors, redaction
 from switchyard_gateway.api_key import ApiKey
@@ -81,6 +81,27 @@ def map_transport_error(exc: TransportError | TimeoutError,
     return errors.UpstreamConnectionError(str(exc), target=target)
 
 
+class AttemptSpans(Protocol):
+    """The request's trace spans (`telemetry.RequestSpans`), as the routing layer sees them."""
+
+    def attempt(self, endpoint: CompiledEndpoint, target: CompiledTarget,
+                number: int) -> None:
+        """An attempt at `target` is about to be sent."""
+
+    def traceparent(self) -> str | None:
+        """The W3C `traceparent` to send with the attempt in flight."""
+
+    def failed(self, record: errors.AttemptRecord) -> None:
+        """The attempt in flight failed."""
+
+    def answered(self, body: bytes) -> None:
+        """The served attempt's whole (non-streamed) answer, for its model and finish reasons."""
+
+    def skipped(self, endpoint: CompiledEndpoint, target: CompiledTarget, number: int,
+                record: errors.AttemptRecord) -> None:
+        """A candidate was passed over without a request."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Call:
     """What an attempt needs besides the target: the body and the request's context."""
@@ -88,6 +109,8 @@ class Call:
     endpoint: CompiledEndpoint
     body: dict[str, Any]
     request_id: str
+    #: Tracing on (`telemetry.py`): the request's spans, whose attempt context goes upstream.
+    spans: AttemptSpans | None = None
 
 
 class UpstreamStream:
@@ -241,6 +264,10 @@ class AttemptRunner:
     async def _send(self, request: UpstreamRequest, call: Call,
                     target: CompiledTarget) -> UpstreamResponse:
         headers = {**request.headers, "x-request-id": call.request_id}
+        if call.spans is not None:
+            traceparent = call.spans.traceparent()
+            if traceparent is not None:
+                headers["traceparent"] = traceparent
         cap = target.max_concurrent
         if cap is None:
             return await self._client.request(request.method, request.url, headers,

@@ -40,7 +40,7 @@ from switchyard_gateway import errors, redaction, transport
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.providers.base import ParsedResponse, StreamEvent, Usage
 from switchyard_gateway.routing import choice, policy
-from switchyard_gateway.routing.attempts import AttemptRunner, Call, UpstreamStream
+from switchyard_gateway.routing.attempts import AttemptRunner, AttemptSpans, Call, UpstreamStream
 from switchyard_gateway.routing.cooldown import BreakerKey, Cooldowns
 
 T = TypeVar("T")
@@ -65,6 +65,10 @@ class RequestTrace:
     broken: str | None = None
     #: `--auth kubernetes`: the caller's namespace label (empty: caller identity is off).
     caller_namespace: str = ""
+    #: The upstream model of the serving target (for the GenAI metrics and the cost).
+    model: str = ""
+    #: Tracing on (`telemetry.py`): the request's spans; None (the default) costs nothing.
+    span: AttemptSpans | None = None
 
     @property
     def sent(self) -> int:
@@ -246,6 +250,8 @@ class Router:
                     continue
                 retries = 0
                 while True:  # one pass per attempt at this target: the first, then retries
+                    if trace.span is not None:
+                        trace.span.attempt(endpoint, target, len(trace.attempts) + 1)
                     started = time.perf_counter()
                     try:
                         result = await attempt(target,
@@ -268,6 +274,7 @@ class Router:
                                 message="the client closed the connection"))
                         raise
                     self._cooldowns.success(key)
+                    trace.model = target.model
                     trace.attempts.append(errors.AttemptRecord(
                         target.name, "ok", 200, _ms(time.perf_counter() - started), sent=True))
                     return result
@@ -325,6 +332,7 @@ class Router:
         walk.trace.attempts.append(errors.AttemptRecord(
             target.name, "cooldown", None, 0.0, sent=False,
             message=f"target cooling down after {why}"))
+        _skip_span(walk, target)
 
     def _failed(self, walk: _Walk, target: CompiledTarget, key: BreakerKey,
                 exc: errors.UpstreamError, seconds: float) -> bool:
@@ -337,6 +345,8 @@ class Router:
         walk.trace.attempts.append(errors.AttemptRecord(
             target.name, _outcome(exc), exc.upstream_status, _ms(seconds), sent=sent,
             message=errors.cut(exc.message, 200)))
+        if walk.trace.span is not None:
+            walk.trace.span.failed(walk.trace.attempts[-1])
         if isinstance(exc, errors.Unsupported):  # not the target's failure: no cooldown
             self._cooldowns.release(key)
             walk.unsupported.append(exc)
@@ -391,7 +401,15 @@ def _too_small(walk: _Walk, target: CompiledTarget) -> bool:
     walk.trace.attempts.append(errors.AttemptRecord(
         target.name, "contextLength", None, 0.0, sent=False,
         message=f"context window {window} tokens is no larger than {limit}, which was too small"))
+    _skip_span(walk, target)
     return True
+
+
+def _skip_span(walk: _Walk, target: CompiledTarget) -> None:
+    """Tracing on: the skip just recorded as a zero-length attempt span."""
+    trace = walk.trace
+    if trace.span is not None:
+        trace.span.skipped(walk.call.endpoint, target, len(trace.attempts), trace.attempts[-1])
 
 
 async def _read_head(upstream: UpstreamStream, deadline: float) -> list[StreamEvent]:

@@ -27,6 +27,7 @@ from switchyard_gateway.http.state import STATE, GatewayState
 from switchyard_gateway.identity import Guard
 from switchyard_gateway.providers import registry
 from switchyard_gateway.settings import GatewaySettings
+from switchyard_gateway.telemetry import Telemetry
 
 
 def endpoint(name: str = "chat", split: list[dict[str, Any]] | None = None,
@@ -93,6 +94,7 @@ def _write(folder: pathlib.Path, docs: list[Any]) -> None:
 async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[str, str],
                           cooldown_clock: Callable[[], float] | None = None,
                           guard: Guard | None = None,
+                          telemetry: Telemetry | None = None,
                           **settings: Any) -> AsyncIterator[Gateway]:
     """Write `docs`, start the gateway on a free loopback port, stop it afterwards."""
     _write(folder, docs)
@@ -102,7 +104,7 @@ async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[st
     creds = Credentials(env, config.policy.env_names())
     source = FileSource(folder, store, creds, config.poll_interval, config.policy)
     app = create_app(config, store, creds, registry.adapter_for, [source],
-                     cooldown_clock=cooldown_clock, guard=guard)
+                     cooldown_clock=cooldown_clock, guard=guard, telemetry=telemetry)
     runner = GatewayRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
