@@ -40,6 +40,8 @@ class Served(System):
             extra=["--allowed-base-url-hosts", "127.0.0.1",
                    "--gateway-reports-namespace", home])
         self.gateway = self.replica("gw-a")
+        self.client = openai.OpenAI(base_url=self.gateway.url + "/v1", api_key="unused",
+                                    max_retries=0, timeout=30)
 
     def replica(self, name: str, port: int | None = None) -> stack.Service:
         return stack.gateway(
