@@ -84,8 +84,10 @@ class Reporter:
     def __init__(self, client: Client, settings: ReportSettings,
                  endpoints: Callable[[], Mapping[str, CompiledEndpoint]],
                  cooling: Callable[[], Mapping[BreakerKey, Cooling]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_write: Callable[[bool], None] = lambda ok: None) -> None:
         self._client = client
+        self._on_write = on_write  # a metric: True for a write made, False for a failure
         self._settings = settings
         self._endpoints = endpoints
         self._cooling = cooling
@@ -106,9 +108,11 @@ class Reporter:
             await self._write(shape.encode(report))
         except ApiError as exc:
             self.counts.failures += 1
+            self._on_write(False)
             log.warning("could not write the status report: %s", exc)
             return False
         self.counts.writes += 1
+        self._on_write(True)
         self._written_body, self._written_at = body, now
         return True
 

@@ -95,14 +95,14 @@ def build_app(settings: GatewaySettings) -> web.Application:
     metrics.staleness.set_function(cluster.staleness)
     cooldowns = Cooldowns()
     if settings.report_name:
-        resources.append(reporter_context(settings, conn, store, cooldowns))
+        resources.append(reporter_context(settings, conn, store, cooldowns, metrics))
     # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
     return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
                       cooldowns=cooldowns, metrics=metrics, guard=guard, resources=resources)
 
 
 def reporter_context(settings: GatewaySettings, conn: kube.Connection, store: ConfigStore,
-                     cooldowns: Cooldowns) -> CleanupCtx:
+                     cooldowns: Cooldowns, metrics: GatewayMetrics) -> CleanupCtx:
     """The replica's status report (`report.py`), on its own API client."""
     owner = (report.Owner(settings.report_name, settings.report_owner_uid)
              if settings.report_owner_uid else None)
@@ -111,7 +111,11 @@ def reporter_context(settings: GatewaySettings, conn: kube.Connection, store: Co
         replica=settings.report_name, owner=owner, interval=settings.report_interval,
         heartbeat=settings.report_heartbeat)
     client = kube.Client(conn)
-    reporter = report.Reporter(client, where, store.snapshot, cooldowns.cooling)
+    for outcome in ("ok", "failed"):  # both series from the start: alerts see no gap
+        metrics.report_writes.labels(outcome)
+    reporter = report.Reporter(
+        client, where, store.snapshot, cooldowns.cooling,
+        on_write=lambda ok: metrics.report_writes.labels("ok" if ok else "failed").inc())
     return report.context(reporter, client)
 
 

@@ -114,6 +114,7 @@ def test_an_edit_is_not_ready_while_no_gateway_serves_it_then_ready_once_one_doe
     assert "no gateway replica reports" in cond["message"]
     time.sleep(2.0)  # nothing changes while no replica serves
     assert s.condition("chat", "Ready")["status"] == "False"
+    started = time.monotonic()
     s.gateway = s.replica("gw-b", port=port).start()
     s.gateway.wait_for("/readyz", timeout=DEADLINE)
     # `kubectl wait` returns once the change is served.
@@ -126,6 +127,12 @@ def test_an_edit_is_not_ready_while_no_gateway_serves_it_then_ready_once_one_doe
     # A fresh client: the old one's pooled connection went with the stopped replica.
     s.client = openai.OpenAI(base_url=s.gateway.url + "/v1", api_key="unused", max_retries=0)
     assert s.chat("chat")[0] == 200
+    # API writes are bounded: at most one per report interval (0.2 s) since the start.
+    writes = stack.metric_value(s.metrics(), "switchyard_status_report_writes_total",
+                                outcome="ok")
+    assert 1 <= writes <= (time.monotonic() - started) / 0.2 + 1, writes
+    assert stack.metric_value(s.metrics(), "switchyard_status_report_writes_total",
+                              outcome="failed") == 0  # the documented RBAC is enough
 
 
 def test_a_failing_target_is_degraded_within_two_seconds_and_recovery_clears_it(
