@@ -77,3 +77,13 @@ def test_liveness_is_three_promised_intervals() -> None:
     report = shape.Report("r", 100.0, 5.0, {}, {})
     assert report.live(115.0)
     assert not report.live(115.1)
+
+
+def test_each_worker_reports_under_its_own_name() -> None:
+    """`--workers N`: every worker has its own store and cooldowns, so its own report."""
+    from switchyard_gateway.settings import GatewaySettings
+    from switchyard_gateway.workers import worker_settings
+
+    shared = GatewaySettings(report_name="gw-0")
+    assert [worker_settings(shared, i).report_name for i in range(2)] == ["gw-0-w0", "gw-0-w1"]
+    assert worker_settings(GatewaySettings(), 1).report_name == ""
