@@ -65,8 +65,10 @@ def build(replica: str, endpoints: Mapping[str, CompiledEndpoint],
             continue
         for target in (*endpoint.split, *endpoint.fallbacks):
             if target.identity == identity:
+                # Whole seconds: `until` is informative, and a jittering fraction would
+                # make every tick a change while a target cools down.
                 by_endpoint.setdefault(key, {})[target.name] = shape.TargetCooling(
-                    state.since, now + state.remaining, state.reason)
+                    state.since, float(round(now + state.remaining)), state.reason)
     return shape.Report(replica, now, heartbeat, hashes, by_endpoint)
 
 
@@ -94,12 +96,21 @@ class Reporter:
         self._clock = clock
         self._written_body = ""  # the last report written, heartbeat left out
         self._written_at = -float("inf")
+        self._seen: tuple[int, list[tuple[BreakerKey, float, str]]] | None = None
+        self._seen_endpoints: Mapping[str, CompiledEndpoint] | None = None  # kept alive
         self.counts = WriteCounts()
 
     async def tick(self) -> bool:
         """Write the report if it changed or the heartbeat is due; True when written."""
         now = self._clock()
-        report = build(self._settings.replica, self._endpoints(), self._cooling(), now,
+        endpoints, cooling = self._endpoints(), self._cooling()
+        # The store swaps its snapshot on every change, so an identical object is an
+        # unchanged config: skip the rebuild (24 ms at 10,000 endpoints) until the heartbeat.
+        seen = (id(endpoints), sorted((k, c.since, c.reason) for k, c in cooling.items()))
+        due = now - self._written_at >= self._settings.heartbeat
+        if seen == self._seen and endpoints is self._seen_endpoints and not due:
+            return False
+        report = build(self._settings.replica, endpoints, cooling, now,
                        self._settings.heartbeat)
         body = shape.encode(dataclasses.replace(report, heartbeat=0.0))
         if body == self._written_body and now - self._written_at < self._settings.heartbeat:
@@ -114,6 +125,7 @@ class Reporter:
         self.counts.writes += 1
         self._on_write(True)
         self._written_body, self._written_at = body, now
+        self._seen, self._seen_endpoints = seen, endpoints
         return True
 
     async def run(self) -> None:
