@@ -49,6 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("signing-secret", "switchyard-signing-key", "cluster mode: NAMESPACE/NAME (or NAME "
          "in the gateway's namespace) of the Secret whose keys verify the operator's "
          "ConfigMap signatures (default switchyard-signing-key)")
+    flag("report-name", os.environ.get("POD_NAME", ""), "cluster mode: name of this "
+         "replica's status report ConfigMap suffix (default $POD_NAME; empty: no report)")
+    flag("report-namespace", os.environ.get("POD_NAMESPACE", ""), "cluster mode: namespace "
+         "of the report (default $POD_NAMESPACE, else the connection's)")
+    flag("report-owner-uid", os.environ.get("POD_UID", ""), "cluster mode: UID of the Pod "
+         "named --report-name, the report's owner (default $POD_UID; empty: no owner)")
+    flag("report-interval", 1.0, "shortest gap between two report writes (default 1 s)",
+         float)
+    flag("report-heartbeat", 5.0, "longest gap between two report writes; the operator "
+         "stops counting a replica after 3 of them (default 5 s)", float)
     flag("max-body-bytes", 10 * 1024 * 1024, "request body limit (default 10 MiB)", int)
     flag("max-in-flight", 0, "gateway-wide in-flight request limit, 0 = unlimited", int)
     flag("drain-seconds", 5.0, "after SIGTERM, fail /readyz this long before closing", float)
@@ -151,6 +161,10 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         upstream_max_connections_per_origin=int(args.upstream_max_connections_per_origin),
         upstream_capacity_wait_seconds=float(args.upstream_capacity_wait_seconds),
         upstream_max_streams_per_origin=int(args.upstream_max_streams_per_origin),
+        report_name=args.report_name, report_namespace=args.report_namespace,
+        report_owner_uid=args.report_owner_uid,
+        report_interval=float(args.report_interval),
+        report_heartbeat=float(args.report_heartbeat),
     )
 
 

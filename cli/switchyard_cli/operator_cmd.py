@@ -110,6 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("identity") or None,
         help="leader election identity (default: hostname-pid)",
     )
+    parser.add_argument(
+        "--gateway-reports-namespace",
+        default=_env("gateway-reports-namespace") or None,
+        help="namespace of the gateway replicas' status reports: Ready then means every"
+        " live replica serves the current spec, and Degraded shows cooling targets (the"
+        " chart sets it). Unset: Ready means rendered (transitional; docs/operator.md)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
 
 
@@ -156,7 +163,7 @@ async def _serve(args: argparse.Namespace) -> int:
     import kopf
 
     from switchyard_kube import client as kubeclient
-    from switchyard_operator import apply, handlers, lease, reconcile
+    from switchyard_operator import apply, handlers, lease, reconcile, reports
     from switchyard_schema.policy import PlatformPolicy
 
     policy = PlatformPolicy.parse(args.allowed_base_url_hosts, args.allowed_env_keys)
@@ -183,7 +190,15 @@ async def _serve(args: argparse.Namespace) -> int:
             async with _standby_liveness(args.liveness_host, args.liveness_port):
                 await elector.acquire()
         keeper = asyncio.create_task(elector.keep(stop)) if elector else None
+        background: list[asyncio.Task[None]] = []  # the leader's only: they write status
         try:
+            if args.gateway_reports_namespace:
+                runtime.reports = reports.Reports(client, args.gateway_reports_namespace)
+                background.append(asyncio.create_task(runtime.reports.reflector.run()))
+                # Seen before the first reconciliations, so a restart does not flap Ready.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(runtime.reports.reflector.synced.wait(), 10)
+                background.append(asyncio.create_task(reconcile.keep_served(runtime)))
             assert handlers.ENDPOINTS  # the import registered the handlers
             await kopf.operator(
                 standalone=True,
@@ -194,6 +209,9 @@ async def _serve(args: argparse.Namespace) -> int:
                 stop_flag=stop,
             )
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if keeper is not None:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -106,6 +106,9 @@ class GatewayMetrics:
             "switchyard_config_propagation_seconds", "Operator render (ConfigMap "
             "switchyard.dev/rendered-at) to applied in this gateway",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
+        self.report_writes = Counter(
+            "switchyard_status_report_writes", "Writes of this replica's status report "
+            "ConfigMap (report.py): outcome ok or failed", ["outcome"], registry=r)
         self.refused_configmaps = Counter(
             "switchyard_configmaps_refused", "ConfigMaps refused: forged (no live owning "
             "GatewayEndpoint), invalid (payload does not validate), unsigned, bad_signature, "

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from switchyard_gateway import telemetry
+from switchyard_gateway import report, telemetry
 from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
@@ -31,6 +31,7 @@ from switchyard_gateway.http.state import STATE
 from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer
 from switchyard_gateway.metrics import GatewayMetrics
 from switchyard_gateway.providers import registry
+from switchyard_gateway.routing.cooldown import Cooldowns
 from switchyard_gateway.settings import GatewaySettings
 from switchyard_kube import client as kube
 from switchyard_kube import login
@@ -92,10 +93,31 @@ def build_app(settings: GatewaySettings) -> web.Application:
     keys = SigningKeySource(kube.Client(conn), trust, key_namespace or conn.default_namespace,
                             key_name, cluster.recheck, settings.signing_key_refresh)
     metrics.staleness.set_function(cluster.staleness)
+    cooldowns = Cooldowns()
+    if settings.report_name:
+        resources.append(reporter_context(settings, conn, store, cooldowns, metrics))
     # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
     return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
-                      metrics=metrics, guard=guard, resources=resources,
+                      cooldowns=cooldowns, metrics=metrics, guard=guard, resources=resources,
                       telemetry=telemetry.from_env())
+
+
+def reporter_context(settings: GatewaySettings, conn: kube.Connection, store: ConfigStore,
+                     cooldowns: Cooldowns, metrics: GatewayMetrics) -> CleanupCtx:
+    """The replica's status report (`report.py`), on its own API client."""
+    owner = (report.Owner(settings.report_name, settings.report_owner_uid)
+             if settings.report_owner_uid else None)
+    where = report.ReportSettings(
+        namespace=settings.report_namespace or conn.default_namespace,
+        replica=settings.report_name, owner=owner, interval=settings.report_interval,
+        heartbeat=settings.report_heartbeat)
+    client = kube.Client(conn)
+    for outcome in ("ok", "failed"):  # both series from the start: alerts see no gap
+        metrics.report_writes.labels(outcome)
+    reporter = report.Reporter(
+        client, where, store.snapshot, cooldowns.cooling,
+        on_write=lambda ok: metrics.report_writes.labels("ok" if ok else "failed").inc())
+    return report.context(reporter, client)
 
 
 async def serve(settings: GatewaySettings,

@@ -50,6 +50,15 @@ class GatewaySettings:
     namespaces: tuple[str, ...] = ()
     kubeconfig: str | None = None
     poll_interval: float = 1.0
+    #: Cluster mode: the replica's status report (`report.py`): its name ("": no report;
+    #: the chart passes the Pod name), namespace ("": the connection's), the Pod's UID (the
+    #: report's owner, so it goes with the Pod; "": no owner), the shortest and longest gap
+    #: between two writes.
+    report_name: str = ""
+    report_namespace: str = ""
+    report_owner_uid: str = ""
+    report_interval: float = 1.0
+    report_heartbeat: float = 5.0
     #: Inbound auth: a file of bearer tokens, one per line (None: no inbound auth).
     auth_tokens_file: str | None = None
     #: `--auth kubernetes`: callers present ServiceAccount tokens for `auth_audience`;

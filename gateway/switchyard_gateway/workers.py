@@ -67,6 +67,15 @@ def _worker(settings: GatewaySettings, serve_one: Callable[[GatewaySettings], No
     return 0
 
 
+def worker_settings(shared: GatewaySettings, index: int) -> GatewaySettings:
+    """One worker's settings: its own status report (`report.py`), `<name>-w<index>`, since
+    each worker has its own config store and cooldowns; one shared name would make the
+    workers overwrite each other's report with differing views."""
+    if not shared.report_name:
+        return shared
+    return dataclasses.replace(shared, report_name=f"{shared.report_name}-w{index}")
+
+
 def run(settings: GatewaySettings, count: int,
         serve_one: Callable[[GatewaySettings], None]) -> int:
     """Fork `count` workers running `serve_one` and supervise them; the exit code."""
@@ -75,11 +84,11 @@ def run(settings: GatewaySettings, count: int,
     placeholder = _reserve(settings.host, settings.port)
     shared = dataclasses.replace(settings, port=placeholder.getsockname()[1], reuse_port=True)
     children: set[int] = set()
-    for _ in range(count):
+    for index in range(count):
         pid = os.fork()
         if pid == 0:
             placeholder.close()
-            os._exit(_worker(shared, serve_one))
+            os._exit(_worker(worker_settings(shared, index), serve_one))
         children.add(pid)
     log.info("gateway: %d workers on %s:%d (pids %s)", count, shared.host, shared.port,
              sorted(children))

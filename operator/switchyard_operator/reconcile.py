@@ -15,16 +15,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import logging
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
 
 from switchyard_kube import client as kubeclient
-from switchyard_operator import apply, refs, render, status, validate
+from switchyard_operator import apply, refs, render, served, status, validate
+from switchyard_operator.reports import Reports
 from switchyard_schema import GatewayEndpoint, normalize, signing, targets_summary
 from switchyard_schema.policy import PlatformPolicy
 
+log = logging.getLogger(__name__)
 #: Drift repair retries a conflicting or failed write this often, waiting at most this long.
 _REPAIR_ATTEMPTS, _REPAIR_MAX_DELAY = 4, 5.0
 #: (namespace, secret name) -> key names, from the label-selected Secret watch.
@@ -45,6 +49,14 @@ class Runtime:
     #: ConfigMap event carrying another one (an older payload of ours replayed, say) is
     #: drift even though it verifies.
     signed: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    #: The gateway replicas' reports; None (no `--gateway-reports-namespace`): the
+    #: transitional mode where `Ready` means rendered (docs/operator.md "Status").
+    reports: Reports | None = None
+    #: (namespace, endpoint) -> (spec hash, target names) of the last good render, and the
+    #: served assessment last written for it (`refresh_served` writes only on a change).
+    rendered: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = dataclasses.field(
+        default_factory=dict)
+    assessed: dict[tuple[str, str], tuple[Any, ...]] = dataclasses.field(default_factory=dict)
 
 
 def plain(value: Any) -> Any:
@@ -149,6 +161,18 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
         "the spec passed validation and the platform's policy",
     )
     ready = _ready(endpoint, config.spec_hash, outcome, refs_cond)
+    conditions = [ready, accepted, refs_cond]
+    key = (endpoint.namespace, endpoint.name)
+    names = tuple(dict.fromkeys(t.name for t in (*config.traffic_split, *config.fallbacks)))
+    assessment = None
+    if rt.reports is not None and ready.status == status.TRUE:
+        rt.rendered[key] = (config.spec_hash, names)
+        assessment = served.assess(rt.reports.all(), f"{key[0]}/{key[1]}", config.spec_hash,
+                                   names, time.time())
+        rt.assessed[key] = _fingerprint(assessment)
+        conditions = [assessment.ready, accepted, refs_cond, assessment.degraded]
+    else:
+        rt.rendered.pop(key, None)
     summary = status.Summary(
         config_map_name=manifest["metadata"]["name"]
         if outcome.written is not apply.Written.CONFLICT
@@ -156,8 +180,10 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
         spec_hash=config.spec_hash if outcome.written is not apply.Written.CONFLICT else None,
         targets=targets_summary(config),
         fallback_count=len(config.fallbacks),
+        serving_replicas=assessment.serving if assessment else None,
+        target_health=assessment.targets if assessment else None,
     )
-    moved = await _write_status(rt, body, [ready, accepted, refs_cond], summary)
+    moved = await _write_status(rt, body, conditions, summary)
     _post_events(body, moved, outcome, manifest["metadata"]["name"], config.spec_hash)
     if outcome.written is apply.Written.CONFLICT:
         # Nothing watches the foreign ConfigMap; look again later.
@@ -293,3 +319,68 @@ def _as_written(rt: Runtime, namespace: str, owner: str, configmap: dict[str, An
         and annotations.get(signing.ANNOTATION) == last
         and render.intact(configmap, rt.keys)
     )
+
+
+def _fingerprint(assessment: served.Served) -> tuple[Any, ...]:
+    return (assessment.ready, assessment.degraded, assessment.serving, repr(assessment.targets))
+
+
+#: Ready reasons the served assessment may replace: a render problem stays as it is.
+_SERVED_REASONS = frozenset({"Rendered", served.SERVED, served.NOT_SERVED, served.NO_REPLICA})
+
+
+async def refresh_served(rt: Runtime, now: float | None = None) -> int:
+    """Re-assess every rendered endpoint against the reports; write the status of those
+    whose served state changed. Returns the number of status writes."""
+    if rt.reports is None:
+        return 0
+    reports, now = rt.reports.all(), time.time() if now is None else now
+    writes = 0
+    for key, (spec_hash, names) in list(rt.rendered.items()):
+        assessment = served.assess(reports, f"{key[0]}/{key[1]}", spec_hash, names, now)
+        fingerprint = _fingerprint(assessment)
+        if rt.assessed.get(key) == fingerprint:
+            continue
+        async with rt.locks[key]:
+            if rt.rendered.get(key) != (spec_hash, names):
+                continue  # reconciled meanwhile: it assessed with the new spec
+            if await _write_served(rt, key, spec_hash, assessment):
+                writes += 1
+            rt.assessed[key] = fingerprint
+    return writes
+
+
+async def _write_served(rt: Runtime, key: tuple[str, str], spec_hash: str,
+                        assessment: served.Served) -> bool:
+    body = await apply.get_endpoint(rt.client, *key)
+    if body is None:
+        rt.rendered.pop(key, None)
+        rt.assessed.pop(key, None)
+        return False
+    previous = body.get("status") or {}
+    old = previous.get("conditions") or []
+    ready = status.find(old, status.READY)
+    if previous.get("specHash") != spec_hash or (
+            ready is not None and ready.get("reason") not in _SERVED_REASONS):
+        return False  # another spec or a render problem: reconcile owns that status
+    kept = [status.Condition(str(c.get("type")), str(c.get("status")), str(c.get("reason")),
+                             str(c.get("message")))
+            for c in old if c.get("type") in (status.ACCEPTED, status.RESOLVED_REFS)]
+    new = status.build(previous, [assessment.ready, *kept, assessment.degraded],
+                       status.Summary(None, None, None, None, assessment.serving,
+                                      assessment.targets),
+                       int(previous.get("observedGeneration") or 1), status.now_rfc3339())
+    if not status.changed(previous, new):
+        return False
+    await apply.patch_status(rt.client, key[0], key[1], new)
+    return True
+
+
+async def keep_served(rt: Runtime, period: float = 0.5) -> None:
+    """Run `refresh_served` every `period` seconds until cancelled (errors are logged)."""
+    while True:
+        try:
+            await refresh_served(rt)
+        except (kopf.TemporaryError, kubeclient.ApiError) as exc:
+            log.warning("refreshing served status: %s", exc)
+        await asyncio.sleep(period)

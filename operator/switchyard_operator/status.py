@@ -16,7 +16,9 @@ from typing import Any
 READY = "Ready"
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
-TYPES = (READY, ACCEPTED, RESOLVED_REFS)
+#: Set only when the operator reads gateway reports (`served.py`).
+DEGRADED = "Degraded"
+TYPES = (READY, ACCEPTED, RESOLVED_REFS, DEGRADED)
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -80,6 +82,9 @@ class Summary:
     spec_hash: str | None
     targets: str | None
     fallback_count: int | None
+    #: From the gateway reports (`served.py`); None: not reading reports, keep previous.
+    serving_replicas: int | None = None
+    target_health: list[dict[str, Any]] | None = None
 
 
 def build(
@@ -93,13 +98,16 @@ def build(
     out: dict[str, Any] = {
         k: v
         for k, v in previous.items()
-        if k in ("configMapName", "specHash", "targets", "fallbackCount")
+        if k in ("configMapName", "specHash", "targets", "fallbackCount",
+                 "servingReplicas", "targetHealth")
     }
-    fields = {
+    fields: dict[str, Any] = {
         "configMapName": summary.config_map_name,
         "specHash": summary.spec_hash,
         "targets": summary.targets,
         "fallbackCount": summary.fallback_count,
+        "servingReplicas": summary.serving_replicas,
+        "targetHealth": summary.target_health,
     }
     out.update({k: v for k, v in fields.items() if v is not None})
     out["observedGeneration"] = generation

@@ -601,7 +601,9 @@ def test_rbac_least_privilege_restricted(helm: Helm, cluster: Cluster, namespace
             "leases.coordination.k8s.io": {"create"},
             f"leases.coordination.k8s.io[{lease}]": {"update"},
         }
-        assert _writes(_granted(cluster, gateway, namespace)) == {}
+        # The gateway's own status report: a ConfigMap per replica, in the release namespace.
+        assert _writes(_granted(cluster, gateway, namespace)) == {
+            "configmaps": {"create", "update"}}
     finally:
         cluster.delete_namespace(outside)
 
@@ -631,3 +633,15 @@ def test_rbac_least_privilege_cluster_wide(helm: Helm, cluster: Cluster, namespa
         assert _can(cluster, operator, "create", "leases.coordination.k8s.io", namespace)
     finally:
         cluster.delete_namespace(other)
+
+
+def test_chart_report_role_equals_the_documented_one(helm: Helm) -> None:
+    """The gateway may create and update ConfigMaps (its status report) in the release
+    namespace only, exactly as docs/gateway-rbac.yaml grants."""
+    docs = _docs(helm.template("sy", "switchyard-system").stdout)
+    documented = _docs((ROOT / "docs" / "gateway-rbac.yaml").read_text())
+    (want,) = [d for d in _by_kind(documented, "Role")
+               if d["metadata"]["name"].endswith("-report")]
+    (got,) = [d for d in _by_kind(docs, "Role") if d["metadata"]["name"].endswith("-report")]
+    assert got["metadata"]["namespace"] == "switchyard-system"
+    assert _rule_set(got["rules"]) == _rule_set(want["rules"])

@@ -56,6 +56,7 @@ def _log_source_failure(task: asyncio.Task[None]) -> None:
 def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Credentials,
                adapters: AdapterLookup, sources: Sequence[Source] = (),
                cooldown_clock: Clock | None = None,
+               cooldowns: Cooldowns | None = None,
                metrics: GatewayMetrics | None = None, guard: Guard | None = None,
                resources: Sequence[CleanupCtx] = (),
                telemetry: Telemetry | None = None) -> web.Application:
@@ -98,7 +99,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         state.access_writer = AccessLogWriter()
     app[STATE] = state
     rng = random.Random(settings.seed)
-    cooldowns = Cooldowns(cooldown_clock) if cooldown_clock else Cooldowns()
+    if cooldowns is None:
+        cooldowns = Cooldowns(cooldown_clock) if cooldown_clock else Cooldowns()
 
     async def upstream(app: web.Application) -> AsyncIterator[None]:
         client = Client(limits=settings.upstream_limits(), observer=metrics.upstream_events,

@@ -27,6 +27,9 @@ some cooling down from earlier 429s) is answered 429, not 502.
 
 A skipped target is not an attempt (nothing was sent). The clock is injected so tests
 drive the state machine without sleeping. Single event loop: no locks needed.
+
+`cooling()` lists the open breakers with when (wall clock) and why they opened, for the
+replica's status report (`report.py`); it holds no key material, only target identities.
 """
 
 from __future__ import annotations
@@ -47,14 +50,35 @@ class _State:
     open_until: float = 0.0
     probing: bool = False
     rate_limited: bool = False
+    since: float = 0.0  # wall-clock time the breaker first opened in this outage
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cooling:
+    """One open (or half-open) breaker, as the status report shows it."""
+
+    since: float  # wall-clock seconds
+    remaining: float  # seconds until the next probe may go (0: probe due or in flight)
+    reason: str  # "rateLimited" or "failing"
 
 
 class Cooldowns:
     """The breakers of every target the gateway has seen fail."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._wall = wall
         self._states: dict[BreakerKey, _State] = {}
+
+    def cooling(self) -> dict[BreakerKey, Cooling]:
+        """Every breaker that is not closed, with since when and why (for the report)."""
+        now = self._clock()
+        return {
+            key: Cooling(state.since, max(0.0, state.open_until - now),
+                         "rateLimited" if state.rate_limited else "failing")
+            for key, state in self._states.items() if state.open_until != 0.0
+        }
 
     def allow(self, key: BreakerKey, policy: CompiledPolicy) -> bool:
         """May a request go to this target now? Claims the probe slot when half-open."""
@@ -118,6 +142,8 @@ class Cooldowns:
             interval = policy.cooldown_seconds * 2 ** min(state.trips - 1, 16)
             seconds = max(seconds, min(interval, policy.cooldown_max_probe_interval))
             state.failures = 0
+        if state.open_until == 0.0:
+            state.since = self._wall()
         state.open_until = self._clock() + seconds
         state.rate_limited = rate_limited
         return True

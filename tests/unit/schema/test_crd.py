@@ -77,7 +77,7 @@ def test_crd_identity() -> None:
     version = doc["spec"]["versions"][0]
     assert version["name"] == crd.VERSION and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Task", "Targets", "Fallbacks", "Ready", "Age"]
+    assert columns == ["Task", "Targets", "Fallbacks", "Ready", "Serving", "Degraded", "Age"]
 
 
 def test_reference_doc_is_generated_from_the_crd() -> None:

@@ -1,0 +1,172 @@
+"""Honest status on the real API server: `Ready` means served, `Degraded` means a target is
+failing (issue 18).
+
+The operator runs with `--gateway-reports-namespace`; the gateway replicas report every
+0.2 s with a 0.5 s heartbeat, so a stopped replica stops counting after 1.5 s. Both run on
+ServiceAccount tokens bound to docs/*-rbac.yaml, so the report's RBAC is proven enough.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from switchyard_testing import stack
+from switchyard_testing.background import BackgroundLoop
+from switchyard_testing.cluster import Cluster
+from switchyard_testing.fakes import FakeOpenAI
+from switchyard_testing.fakes.script import Fault
+from tests.e2e.support import DEADLINE, System, wait_for
+
+REPORT = ["--report-interval", "0.2", "--report-heartbeat", "0.5"]
+
+
+class Served(System):
+    """`System` with the operator reading reports and gateway replicas that report."""
+
+    def __init__(self, cluster: Cluster, fakes: dict[str, FakeOpenAI], loop: BackgroundLoop,
+                 namespace: str, other: str, home: str, accounts: dict[str, Path],
+                 log_dir: Path) -> None:
+        super().__init__(cluster, fakes, loop, namespace, other, accounts, log_dir)
+        self.home, self.accounts, self.log_dir = home, accounts, log_dir
+        self.operator = stack.operator(
+            accounts["operator"], [namespace, other], log_dir,
+            extra=["--allowed-base-url-hosts", "127.0.0.1",
+                   "--gateway-reports-namespace", home])
+        self.gateway = self.replica("gw-a")
+        self.client = openai.OpenAI(base_url=self.gateway.url + "/v1", api_key="unused",
+                                    max_retries=0, timeout=30)
+
+    def replica(self, name: str, port: int | None = None) -> stack.Service:
+        return stack.gateway(
+            self.accounts["gateway"], self.log_dir, namespaces=[self.namespace, self.other],
+            default_namespace=self.namespace, port=port,
+            extra=["--report-name", name, "--report-namespace", self.home, *REPORT])
+
+    def status(self, name: str) -> dict[str, Any]:
+        done = self.cluster.kubectl("get", "gwe", name, "-n", self.namespace, "-o", "json")
+        return dict(json.loads(done.stdout).get("status") or {})
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for cond in self.status(name).get("conditions") or []:
+            if cond.get("type") == type_:
+                return dict(cond)
+        return {}
+
+    def generation(self, name: str) -> int:
+        done = self.cluster.kubectl("get", "gwe", name, "-n", self.namespace, "-o", "json")
+        return int(json.loads(done.stdout)["metadata"]["generation"])
+
+
+@pytest.fixture
+def served(cluster: Cluster, fakes: dict[str, FakeOpenAI], background_loop: BackgroundLoop,
+           namespace: str, other_namespace: str, tmp_path: Path) -> Iterator[Served]:
+    home = cluster.create_namespace("e2e-status-home")
+    accounts = {"operator": stack.bind_service_account(cluster, stack.OPERATOR_RBAC, home),
+                "gateway": stack.bind_service_account(cluster, stack.GATEWAY_RBAC, home)}
+    for fake in fakes.values():
+        background_loop.call(fake.script.clear)
+        background_loop.call(fake.requests.clear)
+    system = Served(cluster, fakes, background_loop, namespace, other_namespace, home,
+                    accounts, tmp_path)
+    system.secret("key-one")
+    system.operator.start()
+    system.gateway.start()
+    try:
+        system.gateway.wait_for("/readyz", timeout=DEADLINE)
+        yield system
+    finally:
+        system.gateway.stop()
+        system.operator.stop()
+        cluster.delete_namespace(home, wait=False)
+
+
+def test_an_edit_is_not_ready_while_no_gateway_serves_it_then_ready_once_one_does(
+        served: Served) -> None:
+    s = served
+    s.endpoint("chat", {"a": 100}, ["fb"])
+    wait_for("Ready=True, served", lambda: s.condition("chat", "Ready").get("reason") == "Served",
+             context=s.logs)
+    assert s.status("chat")["servingReplicas"] == 1
+    port = s.gateway.port
+    s.gateway.stop()
+    s.endpoint("chat", {"a": 50, "b": 50}, ["fb"])
+    generation = s.generation("chat")
+
+    def not_served() -> dict[str, Any] | None:
+        cond = s.condition("chat", "Ready")
+        ok = cond.get("observedGeneration") == generation and cond.get("status") == "False"
+        return cond if ok else None
+
+    cond = wait_for("Ready=False for the edit", not_served, context=s.logs)
+    # The operator caught up (observedGeneration), and says the edit is not served: first
+    # by the stopped replica (its heartbeat still counts), then by no replica at all.
+    assert cond["reason"] in ("NotServedYet", "NoGatewayReplica"), cond
+    cond = wait_for("the stopped replica stops counting",
+                    lambda: (c := not_served()) and c["reason"] == "NoGatewayReplica" and c,
+                    timeout=5, context=s.logs)
+    assert "no gateway replica reports" in cond["message"]
+    time.sleep(2.0)  # nothing changes while no replica serves
+    assert s.condition("chat", "Ready")["status"] == "False"
+    started = time.monotonic()
+    s.gateway = s.replica("gw-b", port=port).start()
+    s.gateway.wait_for("/readyz", timeout=DEADLINE)
+    # `kubectl wait` returns once the change is served.
+    s.cluster.kubectl("wait", "--for=condition=Ready", "gwe/chat", "-n", s.namespace,
+                      "--timeout=60s")
+    status = s.status("chat")
+    assert status["servingReplicas"] == 1
+    ready = s.condition("chat", "Ready")
+    assert (ready["reason"], ready["observedGeneration"]) == ("Served", generation)
+    # A fresh client: the old one's pooled connection went with the stopped replica.
+    s.client = openai.OpenAI(base_url=s.gateway.url + "/v1", api_key="unused", max_retries=0)
+    assert s.chat("chat")[0] == 200
+    # API writes are bounded: at most one per report interval (0.2 s) since the start.
+    writes = stack.metric_value(s.metrics(), "switchyard_status_report_writes_total",
+                                outcome="ok")
+    assert 1 <= writes <= (time.monotonic() - started) / 0.2 + 1, writes
+    assert stack.metric_value(s.metrics(), "switchyard_status_report_writes_total",
+                              outcome="failed") == 0  # the documented RBAC is enough
+
+
+def test_a_failing_target_is_degraded_within_two_seconds_and_recovery_clears_it(
+        served: Served) -> None:
+    s = served
+    s.cluster.apply([{
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "GatewayEndpoint",
+        "metadata": {"name": "flaky", "namespace": s.namespace},
+        "spec": {"trafficSplit": [s.target("a", 100)],
+                 "fallbacks": [{**s.target("fb"), "name": "fb-fallback"}],
+                 "policy": {"cooldown": {"failureThreshold": 2, "seconds": 1}}}}])
+    wait_for("Ready=True", lambda: s.condition("flaky", "Ready").get("reason") == "Served",
+             context=s.logs)
+    assert s.condition("flaky", "Degraded")["status"] == "False"
+    s.loop.call(s.fakes["a"].script.set_rates, {Fault.SERVER_ERROR: 1.0})
+    for _ in range(2):  # the fallback answers; the second 500 opens a's cooldown
+        assert s.chat("flaky")[0] == 200
+    tripped = time.monotonic()
+    cond = wait_for("Degraded=True",
+                    lambda: (c := s.condition("flaky", "Degraded")).get("status") == "True"
+                    and c, timeout=10, context=s.logs)
+    assert time.monotonic() - tripped < 2.0
+    assert cond["reason"] == "TargetsCoolingDown"
+    assert cond["message"].startswith("targets cooling down: a (failing since ")
+    assert "gw-a" in cond["message"] and "key-one" not in json.dumps(s.status("flaky"))
+    health = {t["name"]: t for t in s.status("flaky")["targetHealth"]}
+    assert health["a"]["state"] == "CoolingDown" and health["a"]["reason"] == "failing"
+    assert health["fb-fallback"]["state"] == "Healthy"
+    assert s.condition("flaky", "Ready")["status"] == "True"  # served, though degraded
+    s.loop.call(s.fakes["a"].script.clear)
+
+    def recovered() -> bool:
+        s.chat("flaky")  # after the 1 s window one of these is a's probe, and succeeds
+        return s.condition("flaky", "Degraded").get("status") == "False"
+
+    wait_for("Degraded=False after recovery", recovered, timeout=20, context=s.logs)
+    assert {t["state"] for t in s.status("flaky")["targetHealth"]} == {"Healthy"}
