@@ -167,7 +167,8 @@ def test_random_manifests_get_the_same_verdict_offline_and_at_admission(
 def test_get_shows_the_printer_columns(cluster: Cluster, namespace: str) -> None:
     cluster.apply(ENDPOINT, namespace)
     table = cluster.kubectl("get", "gwe", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "TASK", "TARGETS", "FALLBACKS", "READY", "AGE"]
+    assert table[0].split() == ["NAME", "TASK", "TARGETS", "FALLBACKS", "READY", "SERVING",
+                                "DEGRADED", "AGE"]
     assert table[1].split()[:2] == ["chat", "chat"]
 
 

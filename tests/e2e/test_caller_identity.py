@@ -255,13 +255,29 @@ def test_api_server_down_serves_cached_callers_and_refuses_new_ones(
         time.sleep(0.5)
 
 
-def test_cluster_mode(system: System, cluster: Cluster, tmp_path: Path) -> None:
+def _share_signing_key(cluster: Cluster, operator_kubeconfig: Path, namespace: str) -> None:
+    config = yaml.safe_load(operator_kubeconfig.read_text())
+    source = config["contexts"][0]["context"]["namespace"]
+    found = json.loads(cluster.kubectl("get", "secret", stack.SIGNING_SECRET, "-n", source,
+                                       "-o", "json").stdout)
+    cluster.kubectl("delete", "secret", stack.SIGNING_SECRET, "-n", namespace,
+                    "--ignore-not-found")
+    cluster.apply([{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": stack.SIGNING_SECRET, "namespace": namespace},
+                    "data": found["data"]}])
+
+
+def test_cluster_mode(system: System, cluster: Cluster, accounts: dict[str, Path],
+                      tmp_path: Path) -> None:
     """`--auth kubernetes` on a gateway watching the operator's ConfigMaps, its
     ServiceAccount bound to docs/gateway-rbac.yaml and docs/gateway-auth-rbac.yaml."""
     s = system
     home = cluster.create_namespace("e2e-id-cluster")
     kubeconfig = stack.bind_service_account(cluster, stack.GATEWAY_RBAC, home)
     stack.bind_service_account(cluster, AUTH_RBAC, home)  # the same ServiceAccount
+    # The gateway verifies the operator's signatures: its namespace holds the same key, as
+    # a release's namespace holds the one Secret both components read.
+    _share_signing_key(cluster, accounts["operator"], home)
     _caller_rbac(cluster, s.namespace, s.other, "-" + home.rsplit("-", 1)[-1])
     s.endpoint("chat", {"a": 100}, [])
     gateway = stack.gateway(kubeconfig, tmp_path, namespaces=[s.namespace, s.other],
