@@ -35,7 +35,6 @@ from switchyard_gateway.providers.anthropic_wire import (
     usage_of,
 )
 from switchyard_gateway.providers.base import ParsedResponse, UpstreamRequest, Usage
-from switchyard_gateway.providers.openai import openai_usage
 from switchyard_schema import DEFAULT_BASE_URLS, Provider, Task
 
 
@@ -112,7 +111,7 @@ class AnthropicAdapter:
             "choices": [
                 {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
             ],
-            "usage": openai_usage(usage),
+            "usage": usage.to_openai(),
         }
         return ParsedResponse(body=orjson.dumps(body), usage=usage)
 

@@ -35,7 +35,6 @@ from switchyard_gateway.providers.anthropic_wire import (
     usage_of,
 )
 from switchyard_gateway.providers.base import StreamEvent, Usage
-from switchyard_gateway.providers.openai import openai_usage
 
 _Handler = Callable[["AnthropicStreamTranslator", dict[str, Any]], list[StreamEvent]]
 
@@ -144,7 +143,7 @@ class AnthropicStreamTranslator:
         finish = FINISH_REASONS.get(self._stop_reason or "", "stop")
         if self._stop_reason is None and self._tool_index:
             finish = "tool_calls"
-        final = self._chunk({}, finish, usage=openai_usage(self.usage))
+        final = self._chunk({}, finish, usage=self.usage.to_openai())
         return [StreamEvent(final), StreamEvent(sse.DONE_FRAME)]
 
     def _error(self, data: dict[str, Any]) -> list[StreamEvent]:

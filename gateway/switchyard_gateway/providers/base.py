@@ -40,6 +40,14 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def to_openai(self) -> dict[str, int]:
+        """As OpenAI's usage object (what translated responses carry)."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ParsedResponse:

@@ -27,7 +27,6 @@ from switchyard_gateway.errors import UpstreamError
 from switchyard_gateway.providers import gemini_request, gemini_wire, sse, upstream_errors
 from switchyard_gateway.providers.base import ParsedResponse, UpstreamRequest, Usage
 from switchyard_gateway.providers.gemini_stream import GeminiStreamTranslator
-from switchyard_gateway.providers.openai import openai_usage
 from switchyard_schema import DEFAULT_BASE_URLS, Provider, Task
 
 
@@ -111,7 +110,7 @@ class GeminiAdapter:
             "created": int(time.time()),
             "model": str(data.get("modelVersion") or target.model),
             "choices": _choices(data),
-            "usage": openai_usage(usage),
+            "usage": usage.to_openai(),
         }
         return ParsedResponse(body=orjson.dumps(body), usage=usage)
 

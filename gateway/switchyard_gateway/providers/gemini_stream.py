@@ -22,7 +22,6 @@ from switchyard_gateway.config.compiled import CompiledTarget
 from switchyard_gateway.errors import UpstreamServerError
 from switchyard_gateway.providers import gemini_wire, sse, upstream_errors
 from switchyard_gateway.providers.base import StreamEvent, Usage
-from switchyard_gateway.providers.openai import openai_usage
 
 
 class GeminiStreamTranslator:
@@ -58,7 +57,7 @@ class GeminiStreamTranslator:
         usage = self.usage or Usage()
         self.usage = usage
         for index, reason in sorted(self._finish.items()):
-            extra = {"usage": openai_usage(usage)} if index == max(self._finish) else {}
+            extra = {"usage": usage.to_openai()} if index == max(self._finish) else {}
             events.append(StreamEvent(self._chunk(index, {}, reason, **extra)))
         events.append(StreamEvent(sse.DONE_FRAME))
         return events

@@ -54,15 +54,6 @@ def usage_of(value: object) -> Usage | None:
     )
 
 
-def openai_usage(usage: Usage) -> dict[str, int]:
-    """`Usage` as OpenAI's usage object (for translated responses)."""
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    }
-
-
 def error_fields(data: object) -> tuple[str, str | None, str]:
     """(type, code, message) from an OpenAI-style error body.
 
