@@ -225,12 +225,11 @@ class CallerFault(UpstreamError):
     code = "upstream_rejected_request"
 
     def __init__(
-        self, message: str, *, upstream_status: int, target: str = "", body: bytes = b"",
+        self, message: str, *, upstream_status: int, target: str = "",
         provider_type: str | None = None, provider_code: str | None = None,
         provider_param: str | None = None,
     ) -> None:
         super().__init__(message, target=target, upstream_status=upstream_status)
-        self.body = body
         #: The provider's own error `type`, `code` and `param`, passed to the caller (the
         #: router scrubs them of key material like the message): the caller needs
         #: `context_length_exceeded` or `content_policy_violation`, not a generic code.

@@ -14,7 +14,6 @@ from typing import Any
 
 from switchyard_gateway.config.compiled import CompiledTarget
 from switchyard_gateway.errors import CallerFault, Unsupported
-from switchyard_gateway.providers.upstream_errors import openai_error_body
 
 
 def untranslatable(target: CompiledTarget, what: str) -> Unsupported:
@@ -44,10 +43,5 @@ def max_tokens(target: CompiledTarget, body: dict[str, Any]) -> int | None:
 
 def invalid_parameter(target: CompiledTarget, name: str, problem: str) -> CallerFault:
     """A request field of the wrong shape for translation (raised before anything is sent)."""
-    message = f"{name} {problem}"
-    return CallerFault(
-        message,
-        upstream_status=400,
-        target=target.name,
-        body=openai_error_body(message, "invalid_request_error", "invalid_parameter"),
-    )
+    return CallerFault(f"{name} {problem}", upstream_status=400, target=target.name,
+                       provider_code="invalid_parameter", provider_param=name)

@@ -48,7 +48,6 @@ from switchyard_gateway.errors import (
     UpstreamError,
     UpstreamServerError,
     UpstreamTimeout,
-    cut,
 )
 
 #: The provider `code` that marks a prompt over the model's context window.
@@ -130,14 +129,6 @@ def text(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def openai_error_body(
-    message: str, type_: str, code: str | None, param: str | None = None
-) -> bytes:
-    """An OpenAI-format error body (`{"error": {...}}`) for the caller."""
-    error = {"message": cut(message), "type": type_, "param": param, "code": code}
-    return orjson.dumps({"error": error})
-
-
 def upstream_error(
     target: CompiledTarget,
     status: int,
@@ -157,9 +148,6 @@ def upstream_error(
     cls = error_class(status)
     label = error_type or code or "no error type"
     if cls is CallerFault:
-        body = openai_error_body(
-            message or label, "invalid_request_error", code or error_type or None, param
-        )
         fault = ContextLengthExceeded if code == CONTEXT_LENGTH_CODE else CallerFault
         return fault(
             # Not cut here: the router scrubs key material out of the whole message
@@ -167,7 +155,6 @@ def upstream_error(
             f"provider rejected the request ({status} {label}): {message}",
             upstream_status=status,
             target=target.name,
-            body=body,
             provider_type=error_type or None,
             provider_code=code,
             provider_param=param,

@@ -375,7 +375,8 @@ def test_error_body_and_529() -> None:
             }
         ),
     )
-    assert isinstance(bad, CallerFault) and b"max_tokens: too big" in bad.body
+    assert isinstance(bad, CallerFault) and "max_tokens: too big" in bad.message
+    assert bad.provider_type == "invalid_request_error"
 
 
 _plain = st.text(min_size=1, max_size=40)
