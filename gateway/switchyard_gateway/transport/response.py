@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from switchyard_gateway.transport.body import BufferedBody
 from switchyard_gateway.transport.errors import (
     BodyCutOff,
     ConnectionClosed,
@@ -38,24 +39,20 @@ if TYPE_CHECKING:
 
 #: Unread body bytes above which the socket stops reading.
 HIGH_WATER = 256 * 1024
-#: `read()` of a compressed body lets the event loop run after this many decoded bytes.
-_YIELD_EVERY = 1024 * 1024
 
 #: Statuses that never have a body (RFC 9110 6.4.1).
 _NO_BODY = frozenset({204, 304})
 _UNLIMITED = sys.maxsize
 
 
-class Response:
+class Response(BufferedBody):
     """The answer to one request. Read it whole (`read`) or as it comes (`read_chunk`);
     then `release()` it (connection back to the pool if the body was complete) or
     `close()` it (connection dropped)."""
 
     __slots__ = (
-        "_budget", "_chunks", "_conn", "_encoding", "_error", "_framed", "_headers",
-        "_inflater", "_limits", "_loop", "_observer", "_overhead", "_parser", "_paused",
-        "_raw_headers", "_received", "_unread", "_waiter", "complete", "headers_done",
-        "keep_alive", "status",
+        "_conn", "_encoding", "_framed", "_headers", "_overhead", "_parser", "_paused",
+        "_raw_headers", "_unread", "headers_done", "keep_alive", "status",
     )
 
     def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop,
@@ -114,41 +111,6 @@ class Response:
                 raise self._error
             await self._wait()
 
-    async def read_chunk(self) -> bytes:
-        """Everything buffered so far (waiting for at least one byte), b"" at the end.
-
-        Raises a `TransportError` (cut body, broken encoding, `LimitExceeded`).
-        """
-        if self._inflater is not None:
-            return await self._read_inflated(self._inflater)
-        while not self._chunks:
-            if self.complete:
-                return b""
-            if self._error is not None:
-                raise self._error
-            await self._wait()
-        return self._take()
-
-    async def read(self) -> bytes:
-        """The whole body, at most `limits.body_bytes` of it (else `LimitExceeded`)."""
-        limit = self._limits.body_bytes
-        self._budget = limit
-        if self._received > limit and not self.complete:
-            self._abandon(LimitExceeded("body", limit))
-        parts: list[bytes] = []
-        total = 0
-        pause_at = _YIELD_EVERY
-        while chunk := await self.read_chunk():
-            total += len(chunk)
-            if total > limit:
-                parts.clear()
-                self._abandon(LimitExceeded("body", limit))
-            parts.append(chunk)
-            if total >= pause_at:  # only a compressed body is read without waiting
-                pause_at += _YIELD_EVERY
-                await asyncio.sleep(0)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
     def release(self) -> None:
         """Done with it: a complete keep-alive exchange returns the connection to the
         pool, anything else closes it."""
@@ -177,42 +139,6 @@ class Response:
                 self._conn.resume_reading()
         return data
 
-    async def _read_inflated(self, inflater: Inflater) -> bytes:
-        while True:
-            try:
-                if self._chunks or inflater.pending:
-                    data = inflater.step(self._take() if self._chunks else b"")
-                    if data:
-                        return data
-                    continue
-                if self.complete:
-                    return inflater.finish()
-            except TransportError as exc:
-                self._abandon(exc)
-            if self._error is not None:
-                raise self._error
-            await self._wait()
-
-    def _abandon(self, error: TransportError) -> NoReturn:
-        """Fail on the reader's side: drop the buffer and the connection, raise `error`."""
-        if isinstance(error, LimitExceeded) and self._error is None:
-            self._observer.limit_exceeded(error.limit)
-        self._error = error
-        self._chunks.clear()
-        self.close()
-        raise error
-
-    async def _wait(self) -> None:
-        waiter = self._waiter = self._loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # -- the connection's side -----------------------------------------------------
 

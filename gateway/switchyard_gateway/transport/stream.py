@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from switchyard_gateway.transport.body import BufferedBody
 from switchyard_gateway.transport.errors import (
     BodyCutOff,
     ConnectionClosed,
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from switchyard_gateway.transport.events import Observer
     from switchyard_gateway.transport.http2 import Multiplexed
 
-#: `read()` of a compressed body lets the event loop run after this many decoded bytes.
-_YIELD_EVERY = 1024 * 1024
 _UNLIMITED = sys.maxsize
 
 
@@ -43,14 +42,13 @@ class Unprocessed(ConnectionClosed):
     REFUSED_STREAM, RFC 9113 8.7): it may be sent again on another connection."""
 
 
-class Stream:
+class Stream(BufferedBody):
     """The answer to one request on an HTTP/2 connection. Read it, then `release()` it
     (a complete stream frees its slot) or `close()` it (the stream is reset)."""
 
     __slots__ = (
-        "_budget", "_chunks", "_conn", "_error", "_headers", "_inflater", "_limits",
-        "_loop", "_observer", "_raw_headers", "_received", "_unacked", "_waiter",
-        "complete", "headers_done", "sender", "status", "stream_id",
+        "_conn", "_headers", "_raw_headers", "_unacked", "headers_done", "sender", "status",
+        "stream_id",
     )
 
     def __init__(self, conn: Multiplexed, stream_id: int, loop: asyncio.AbstractEventLoop,
@@ -105,38 +103,6 @@ class Stream:
                 raise self._error
             await self._wait()
 
-    async def read_chunk(self) -> bytes:
-        """Everything buffered so far (waiting for at least one byte), b"" at the end."""
-        if self._inflater is not None:
-            return await self._read_inflated(self._inflater)
-        while not self._chunks:
-            if self.complete:
-                return b""
-            if self._error is not None:
-                raise self._error
-            await self._wait()
-        return self._take()
-
-    async def read(self) -> bytes:
-        """The whole body, at most `limits.body_bytes` of it (else `LimitExceeded`)."""
-        limit = self._limits.body_bytes
-        self._budget = limit
-        if self._received > limit and not self.complete:
-            self._abandon(LimitExceeded("body", limit))
-        parts: list[bytes] = []
-        total = 0
-        pause_at = _YIELD_EVERY
-        while chunk := await self.read_chunk():
-            total += len(chunk)
-            if total > limit:
-                parts.clear()
-                self._abandon(LimitExceeded("body", limit))
-            parts.append(chunk)
-            if total >= pause_at:
-                pause_at += _YIELD_EVERY
-                await asyncio.sleep(0)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
     def release(self) -> None:
         """Done with it: a complete stream frees its slot, anything else is reset."""
         self.close()
@@ -158,41 +124,6 @@ class Stream:
             self._conn.consumed(self.stream_id, unacked)  # the server may send this much more
         return data
 
-    async def _read_inflated(self, inflater: Inflater) -> bytes:
-        while True:
-            try:
-                if self._chunks or inflater.pending:
-                    data = inflater.step(self._take() if self._chunks else b"")
-                    if data:
-                        return data
-                    continue
-                if self.complete:
-                    return inflater.finish()
-            except TransportError as exc:
-                self._abandon(exc)
-            if self._error is not None:
-                raise self._error
-            await self._wait()
-
-    def _abandon(self, error: TransportError) -> NoReturn:
-        if isinstance(error, LimitExceeded) and self._error is None:
-            self._observer.limit_exceeded(error.limit)
-        self._error = error
-        self._chunks.clear()
-        self.close()
-        raise error
-
-    async def _wait(self) -> None:
-        waiter = self._waiter = self._loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # -- the connection's side -----------------------------------------------------
 
