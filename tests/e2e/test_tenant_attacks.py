@@ -260,6 +260,18 @@ def legit(fakes: dict[str, FakeOpenAI]) -> FakeOpenAI:
 # --- config integrity ---------------------------------------------------------------------
 
 
+def _serve_chat(cluster: Cluster, tenant: Path, namespace: str, system: Stack,
+                legit: FakeOpenAI, model: str) -> None:
+    """As the tenant: team-a's key and an endpoint on the legitimate upstream; served."""
+    _credential(cluster, namespace)
+    _as_tenant(cluster, tenant, "apply", "-f", "-", input=json.dumps(
+        _endpoint(namespace, {"provider": "openai-compatible", "model": model,
+                              "baseUrl": legit.base_url,
+                              "apiKey": {"secretKeyRef": {"name": "team-a-key",
+                                                          "key": "api-key"}}})))
+    wait_for("chat served", lambda: system.chat("chat")[0] == 200, context=system.logs)
+
+
 def test_tampered_configmap_with_recomputed_hash_is_never_served(
     cluster: Cluster, namespace: str, accounts: dict[str, Path], tenant: Path,
     legit: FakeOpenAI, attacker: Attacker, tmp_path: Path,
@@ -267,13 +279,7 @@ def test_tampered_configmap_with_recomputed_hash_is_never_served(
     """The gateway alone must refuse it: the operator is stopped, so nothing repairs it."""
     system = _running(accounts, [namespace], tmp_path, legit, attacker)
     try:
-        _credential(cluster, namespace)
-        _as_tenant(cluster, tenant, "apply", "-f", "-", input=json.dumps(
-            _endpoint(namespace, {"provider": "openai-compatible", "model": "m",
-                                  "baseUrl": legit.base_url,
-                                  "apiKey": {"secretKeyRef": {"name": "team-a-key",
-                                                              "key": "api-key"}}})))
-        wait_for("chat served", lambda: system.chat("chat")[0] == 200, context=system.logs)
+        _serve_chat(cluster, tenant, namespace, system, legit, "m")
         cm = _configmap(cluster, tenant, namespace)
         assert cm["metadata"]["annotations"][SIGNATURE].startswith("v1:")
         system.operator.stop()  # no drift repair: the gateway's own check is on trial
@@ -306,13 +312,7 @@ def test_configmap_drift_is_repaired(
     """Edited, relabelled or deleted: the operator restores payload and signature, timed."""
     system = _running(accounts, [namespace], tmp_path, legit, attacker)
     try:
-        _credential(cluster, namespace)
-        _as_tenant(cluster, tenant, "apply", "-f", "-", input=json.dumps(
-            _endpoint(namespace, {"provider": "openai-compatible", "model": "m",
-                                  "baseUrl": legit.base_url,
-                                  "apiKey": {"secretKeyRef": {"name": "team-a-key",
-                                                              "key": "api-key"}}})))
-        wait_for("chat served", lambda: system.chat("chat")[0] == 200, context=system.logs)
+        _serve_chat(cluster, tenant, namespace, system, legit, "m")
         good = _configmap(cluster, tenant, namespace)
 
         def restored(want: dict[str, Any]) -> Any:
@@ -502,13 +502,7 @@ def test_signing_key_rotation_keeps_serving(
     """docs/security.md's rotation: new `current`, old `previous`, restart the operator."""
     system = _running(accounts, [namespace], tmp_path, legit, attacker)
     try:
-        _credential(cluster, namespace)
-        _as_tenant(cluster, tenant, "apply", "-f", "-", input=json.dumps(
-            _endpoint(namespace, {"provider": "openai-compatible", "model": "before",
-                                  "baseUrl": legit.base_url,
-                                  "apiKey": {"secretKeyRef": {"name": "team-a-key",
-                                                              "key": "api-key"}}})))
-        wait_for("chat served", lambda: system.chat("chat")[0] == 200, context=system.logs)
+        _serve_chat(cluster, tenant, namespace, system, legit, "before")
         home = yaml.safe_load(accounts["gateway"].read_text())["contexts"][0]["context"][
             "namespace"]
         secret = json.loads(cluster.kubectl("get", "secret", stack.SIGNING_SECRET, "-n", home,
