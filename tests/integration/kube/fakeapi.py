@@ -9,6 +9,7 @@ on what crossed the wire.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -41,6 +42,7 @@ class FakeApi:
     version: str = "100"
     seen: list[Seen] = dataclasses.field(default_factory=list)
     objects: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    watched: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     def _selected(self, selector: str) -> list[dict[str, Any]]:
         if not selector:
@@ -52,6 +54,7 @@ class FakeApi:
         query = dict(request.query)
         self.seen.append(Seen(request.method, request.raw_path.split("?")[0], query))
         if query.get("watch") == "true":
+            self.watched.set()
             return await self._watch(request)
         raw = request.raw_path.split("?")[0]
         if raw in self.objects:

@@ -39,7 +39,7 @@ async def client(api: FakeApi) -> AsyncIterator[kubeclient.Client]:
         yield c
 
 
-async def _reflect(client: kubeclient.Client, page_size: int) -> list[Obj]:
+async def _reflect(api: FakeApi, client: kubeclient.Client, page_size: int) -> list[Obj]:
     got: list[Obj] = []
 
     async def replace(items: list[Obj]) -> None:
@@ -53,6 +53,9 @@ async def _reflect(client: kubeclient.Client, page_size: int) -> list[Obj]:
     task = asyncio.create_task(reflector.run())
     try:
         await asyncio.wait_for(reflector.synced.wait(), 10)
+        # `synced` is set when the LIST is applied, before the WATCH that follows it has
+        # reached the server: wait for the server to have seen it (CI lost this race once).
+        await asyncio.wait_for(api.watched.wait(), 10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -61,7 +64,7 @@ async def _reflect(client: kubeclient.Client, page_size: int) -> list[Obj]:
 
 async def test_list_sends_label_selector_and_limit(api: FakeApi, client: kubeclient.Client
                                                    ) -> None:
-    got = await _reflect(client, page_size=2)
+    got = await _reflect(api, client, page_size=2)
     lists = [s for s in api.seen if "watch" not in s.query]
     assert [s.query.get("continue") for s in lists] == [None, "2", "4"]
     assert all(s.query["labelSelector"] == SELECTOR for s in lists), lists
