@@ -144,8 +144,8 @@ async def test_fallback_is_one_server_span_with_two_attempt_spans(
         assert not span.events
 
     metrics = await _metric(gateway, "switchyard_cost_usd_total")
-    assert metrics == {'switchyard_cost_usd_total{endpoint="default/chat",model="model-b",'
-                       'target="fb1"}': pytest.approx(expected_cost)}
+    assert metrics == {'switchyard_cost_usd_total{caller_namespace="-",endpoint="default/chat",'
+                       'model="model-b",target="fb1"}': pytest.approx(expected_cost)}
 
 
 async def test_cooldown_skip_is_a_zero_length_attempt_span(
@@ -189,7 +189,8 @@ async def test_streamed_and_plain_usage_agree_with_the_fake(
         assert attrs[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
 
     metrics = await _metric(gateway, "gen_ai_client_token_usage_sum")
-    labels = 'endpoint="default/chat",model="model-a",target="primary",token_type='
+    labels = ('caller_namespace="-",endpoint="default/chat",model="model-a",'
+              'target="primary",token_type=')
     assert metrics == {
         f'gen_ai_client_token_usage_sum{{{labels}"input"}}': 2 * plain.usage.prompt_tokens,
         f'gen_ai_client_token_usage_sum{{{labels}"output"}}': 2 * plain.usage.completion_tokens}
