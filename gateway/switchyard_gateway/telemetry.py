@@ -48,13 +48,19 @@ from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.providers.base import Usage
 from switchyard_gateway.routing.router import RequestTrace
+from switchyard_schema import Provider
 
 log = logging.getLogger(__name__)
 #: `service.name` unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) names one.
 DEFAULT_SERVICE_NAME = "switchyard-gateway"
-#: The `gen_ai.provider.name` well-known values, by the manifest's provider.
-_PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini",
-                   "azureOpenai": "azure.ai.openai", "azure": "azure.ai.openai"}
+_NAMES = gen_ai.GenAiProviderNameValues
+#: The `gen_ai.provider.name` well-known values, by the manifest's provider (an
+#: OpenAI-compatible server has none: it keeps its manifest name, a custom value).
+_PROVIDER_NAMES = {Provider.OPENAI.value: _NAMES.OPENAI.value,
+                   Provider.ANTHROPIC.value: _NAMES.ANTHROPIC.value,
+                   Provider.GEMINI.value: _NAMES.GCP_GEMINI.value,
+                   Provider.AZURE_OPENAI.value: _NAMES.AZURE_AI_OPENAI.value,
+                   Provider.MISTRAL.value: _NAMES.MISTRAL_AI.value}
 #: A model name or finish reason longer than this is cut (they are identifiers).
 _FIELD_LIMIT = 100
 #: A request path longer than this is cut on the server span.
