@@ -119,7 +119,7 @@ class OpenAIStreamTranslator:
 
     @property
     def model(self) -> str | None:
-        """The `model` of the first chunk that named one."""
+        """The `model` of the first chunk without content that named one."""
         return self._model
 
     @property
@@ -161,9 +161,6 @@ class OpenAIStreamTranslator:
                 raise self._in_band_error(chunk)
             if chunk.get("usage"):
                 self.usage = usage_of(chunk["usage"])
-            if self._model is None:  # every chunk names it; the first one is kept
-                model = chunk.get("model")
-                self._model = model if isinstance(model, str) else None
             content = has_content(chunk)
             if not content:  # finish chunks carry no content; content chunks pay nothing
                 self._note_finish(chunk)
@@ -171,9 +168,13 @@ class OpenAIStreamTranslator:
         return out
 
     def _note_finish(self, chunk: dict[str, Any]) -> None:
-        """Remember which choices started (role chunk) and which finished, from a chunk
-        without content. A server that sends its finish_reason only together with content
+        """Remember which choices started (role chunk) and which finished, and the model
+        the first such chunk named, from a chunk without content (content chunks pay
+        nothing). A server that sends its finish_reason only together with content
         is not recognised, and its stream without `[DONE]` stays broken (the safe side)."""
+        if self._model is None:
+            model = chunk.get("model")
+            self._model = model if isinstance(model, str) else None
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return
