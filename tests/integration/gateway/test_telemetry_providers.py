@@ -8,12 +8,14 @@ and both must equal what the fake reported to the caller.
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
+from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -148,3 +150,59 @@ async def test_stream_response_model_is_the_one_the_provider_named(
     span = _attempt(exporter)
     assert span[gen_ai.GEN_AI_REQUEST_MODEL] == "gemini-model"
     assert span[gen_ai.GEN_AI_RESPONSE_MODEL] == fakes["gemini"].requests[-1].model
+
+
+async def test_a_provider_cannot_flood_the_span_with_finish_reasons(
+        tmp_path: pathlib.Path) -> None:
+    """A hostile upstream answers with 1,000 choices whose finish reasons and model are
+    10 KB each, whole and streamed: the attempt span keeps 16 reasons of at most 100
+    characters and a model of at most 100."""
+    huge = "r" * 10_000
+    choices = [{"index": i, "message": {"role": "assistant", "content": "x"},
+                "finish_reason": huge} for i in range(1000)]
+    whole = {"id": "c", "object": "chat.completion", "created": 1, "model": "m" * 10_000,
+             "choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m" * 10_000}
+    frames = [{**head, "choices": [{"index": i, "delta": {"role": "assistant"}}
+                                   for i in range(1000)]},
+              {**head, "choices": [{"index": 0, "delta": {"content": "x"}}]},
+              {**head, "choices": [{"index": i, "delta": {}, "finish_reason": huge}
+                                   for i in range(1000)]}]
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if not (await request.json()).get("stream"):
+            return web.json_response(whole)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for frame in frames:
+            await response.write(b"data: " + json.dumps(frame).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        docs = [endpoint("chat", [_target("hostile", "openai", url, "OPENAI_KEY")])]
+        async with running_gateway(tmp_path / "cfg", docs, KEYS,
+                                   telemetry=Telemetry(provider)) as gw:
+            client = _client(gw)
+            await client.chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
+            spans = [_attempt(exporter)]
+            stream = await client.chat.completions.create(
+                model="chat", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+            async for _ in stream:
+                pass
+            spans.append(_attempt(exporter))
+    finally:
+        await runner.cleanup()
+    for span in spans:
+        reasons = span[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS]
+        assert len(reasons) == 16 and all(len(r) == 100 for r in reasons)
+        assert len(span[gen_ai.GEN_AI_RESPONSE_MODEL]) == 100
