@@ -154,10 +154,10 @@ async def test_stream_response_model_is_the_one_the_provider_named(
 
 async def test_a_provider_cannot_flood_the_span_with_finish_reasons(
         tmp_path: pathlib.Path) -> None:
-    """A hostile upstream answers with 1,000 choices whose finish reasons and model are
-    10 KB each, whole and streamed: the attempt span keeps 16 reasons of at most 100
-    characters and a model of at most 100."""
-    huge = "r" * 10_000
+    """A hostile upstream answers with 1,000 choices whose finish reasons are 1 KB each
+    and a 10 KB model, whole and streamed (under the SSE line limit): the attempt span
+    keeps 16 reasons of at most 100 characters and a model of at most 100."""
+    huge = "r" * 1_000
     choices = [{"index": i, "message": {"role": "assistant", "content": "x"},
                 "finish_reason": huge} for i in range(1000)]
     whole = {"id": "c", "object": "chat.completion", "created": 1, "model": "m" * 10_000,
