@@ -1,7 +1,8 @@
 """`python -m bench` (or bench/run.sh): the whole benchmark, printed and written to docs/.
 
 Pins itself to the load core, installs what is missing (wrk, nginx, the pinned peers),
-starts nginx, runs the side-by-side comparison and the extra sections (scale, failover,
+starts nginx, runs the side-by-side comparison (with what telemetry costs when off,
+`tracing_off.py`) and the extra sections (scale, failover,
 caller identity, propagation, ten thousand streams over HTTP/2 and HTTP/1.1), prints
 the markdown and writes docs/benchmarks.md. Loopback only; every part is bounded in time
 and count.
@@ -27,6 +28,7 @@ from bench import (
     scale,
     streams,
     tools,
+    tracing_off,
     upstream,
 )
 
@@ -74,7 +76,9 @@ def main() -> int:
             samples = compare.run_all(names, ups, nginx, folder, plan)
             rows = report.medians(samples)
             table_lines = report.table(rows, plan.rates)
-            target_lines = report.targets(rows)
+            hooks = tracing_off.hooks_ns()
+            target_lines = report.targets(rows, hooks)
+            extra += tracing_off.section(hooks, rows.get("switchyard", {}).get("cpu_us"))
             for peer, reason in skipped.items():
                 table_lines.append(f"\n{peer}: not measured ({reason}).")
         if "scale" in sections:

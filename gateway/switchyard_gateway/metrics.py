@@ -3,8 +3,9 @@
 One `GatewayMetrics` per app, with its own `CollectorRegistry` (no module globals, so two
 apps in one test process do not share counters). The HTTP layer calls `observe_request`
 once per request; the config store's listener hook calls `config_changed`. Labels are
-endpoint keys, target names, outcomes and hashes only: never key material, bodies or
-caller identities.
+endpoint keys, target names, outcomes and hashes only, plus the caller's namespace
+(`--auth kubernetes`, bounded by `kube_auth.CallerLabels`; "-" when caller identity is off):
+never key material, bodies, tokens or ServiceAccount names.
 
 With `--workers N` (PROMETHEUS_MULTIPROC_DIR set, see `workers.py`) every worker writes
 its samples to that folder and `render` returns the sum over live workers; gauges say how
@@ -78,12 +79,14 @@ class GatewayMetrics:
                               ["endpoint", "target", "kind"], registry=r)
         self.token_usage = Histogram(
             "gen_ai_client_token_usage", "GenAI semantic conventions: tokens per served "
-            "request as the provider reported them, by endpoint, target, upstream model and "
-            "token type (input, output)", ["endpoint", "target", "model", "token_type"],
+            "request as the provider reported them, by endpoint, target, upstream model, "
+            "caller namespace ('-': caller identity off) and token type (input, output)",
+            ["endpoint", "target", "model", "caller_namespace", "token_type"],
             buckets=_TOKEN_BUCKETS, registry=r)
         self.cost = Counter("switchyard_cost_usd", "US dollars the served requests cost, "
-                            "by the price table (--prices-file); unpriced models count 0",
-                            ["endpoint", "target", "model"], registry=r)
+                            "by the price table (--prices-file), by endpoint, target, "
+                            "upstream model and caller namespace; unpriced models count 0",
+                            ["endpoint", "target", "model", "caller_namespace"], registry=r)
         #: The price table (None: no cost is counted).
         self.prices: PriceTable | None = None
         self.active_streams = Gauge("switchyard_active_streams", "Streams being relayed",
@@ -140,7 +143,7 @@ class GatewayMetrics:
             registry=self._local)
         self._hashes: dict[str, str] = {}
         self._children: dict[tuple[object, ...], Any] = {}
-        self._fast: dict[tuple[str, str, int, str, str], tuple[Any, ...]] = {}
+        self._fast: dict[tuple[str, str, int, str, str, str], tuple[Any, ...]] = {}
 
     def render(self) -> bytes:
         """The text exposition format for `/metrics` (summed over workers in multi-process mode)."""
@@ -178,7 +181,8 @@ class GatewayMetrics:
         if len(attempts) == 1 and attempts[0].outcome == "ok":
             # The common case (one successful attempt, streamed or not): its children
             # found with one lookup.
-            fast_key = (trace.endpoint, trace.target, status, attempts[0].target, trace.model)
+            fast_key = (trace.endpoint, trace.target, status, attempts[0].target, trace.model,
+                        trace.caller_namespace)
             fast = self._fast.get(fast_key)
             if fast is None:
                 fast = self._fast_children(fast_key)
@@ -222,10 +226,10 @@ class GatewayMetrics:
             child(self.tokens, endpoint, target, "prompt").inc(trace.usage.prompt_tokens)
             child(self.tokens, endpoint, target, "completion").inc(
                 trace.usage.completion_tokens)
-            model = trace.model or "-"
-            child(self.token_usage, endpoint, target, model, "input").observe(
+            model, caller = trace.model or "-", trace.caller_namespace or "-"
+            child(self.token_usage, endpoint, target, model, caller, "input").observe(
                 trace.usage.prompt_tokens)
-            child(self.token_usage, endpoint, target, model, "output").observe(
+            child(self.token_usage, endpoint, target, model, caller, "output").observe(
                 trace.usage.completion_tokens)
             if self.prices is not None:
                 self._cost(self.prices, trace, target, trace.usage)
@@ -235,16 +239,17 @@ class GatewayMetrics:
         """The served attempt's cost, when its model is priced."""
         cost = prices.cost(trace.model, usage)
         if cost is not None:
-            self._child(self.cost, trace.endpoint or "-", target, trace.model).inc(cost)
+            self._child(self.cost, trace.endpoint or "-", target, trace.model,
+                        trace.caller_namespace or "-").inc(cost)
 
     def count_caller(self, trace: RequestTrace, status: int) -> None:
         """Count one request by its caller's namespace label (`http/kube_auth.py`)."""
         self._child(self.caller_requests, trace.caller_namespace, trace.endpoint or "-",
                     str(status)).inc()
 
-    def _fast_children(self, key: tuple[str, str, int, str, str]) -> tuple[Any, ...]:
-        endpoint, target, status, attempted, model = key
-        endpoint = endpoint or "-"
+    def _fast_children(self, key: tuple[str, str, int, str, str, str]) -> tuple[Any, ...]:
+        endpoint, target, status, attempted, model, caller = key
+        endpoint, model, caller = endpoint or "-", model or "-", caller or "-"
         child = self._child
         found = (child(self.requests, endpoint, target or "-", str(status)),
                  child(self.latency, endpoint),
@@ -252,8 +257,8 @@ class GatewayMetrics:
                  child(self.upstream, endpoint, attempted),
                  child(self.tokens, endpoint, attempted, "prompt"),
                  child(self.tokens, endpoint, attempted, "completion"),
-                 child(self.token_usage, endpoint, attempted, model or "-", "input"),
-                 child(self.token_usage, endpoint, attempted, model or "-", "output"))
+                 child(self.token_usage, endpoint, attempted, model, caller, "input"),
+                 child(self.token_usage, endpoint, attempted, model, caller, "output"))
         if len(self._fast) >= _MAX_CHILDREN:
             self._fast.clear()
         self._fast[key] = found

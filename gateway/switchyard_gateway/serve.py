@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from switchyard_gateway import report, telemetry
+from switchyard_gateway import genai_metrics, report, telemetry
 from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
@@ -74,7 +74,8 @@ def build_app(settings: GatewaySettings) -> web.Application:
         source: Source = FileSource(settings.config_path or ".", store, credentials,
                                     settings.poll_interval, policy)
         return create_app(settings, store, credentials, registry.adapter_for, [source],
-                          guard=guard, resources=resources, telemetry=telemetry.from_env())
+                          guard=guard, resources=resources, telemetry=telemetry.from_env(),
+                          meters=genai_metrics.from_env())
     # In a cluster, env keys are platform keys: none unless --allowed-env-keys binds them.
     if policy.env_keys is None:
         policy = dataclasses.replace(policy, env_keys={})
@@ -99,7 +100,7 @@ def build_app(settings: GatewaySettings) -> web.Application:
     # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
     return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
                       cooldowns=cooldowns, metrics=metrics, guard=guard, resources=resources,
-                      telemetry=telemetry.from_env())
+                      telemetry=telemetry.from_env(), meters=genai_metrics.from_env())
 
 
 def reporter_context(settings: GatewaySettings, conn: kube.Connection, store: ConfigStore,

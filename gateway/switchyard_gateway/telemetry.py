@@ -1,11 +1,13 @@
 """OpenTelemetry traces of requests and their attempts, with the GenAI semantic conventions.
 
 `from_env` builds a `Telemetry` when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and `OTEL_SDK_DISABLED` is not true; the SDK
-reads every other `OTEL_*` variable itself (protocol of the exporter is OTLP/HTTP protobuf,
-sampler, service name and resource, batch sizes and delays). Otherwise it returns None
-and no span object is ever made: the tracing middleware is the plain one and the router
-checks `trace.span is None` once per attempt.
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set, `OTEL_TRACES_EXPORTER` is unset or `otlp`
+and `OTEL_SDK_DISABLED` is not true; the SDK reads every other `OTEL_*` variable itself
+(protocol of the exporter is OTLP/HTTP protobuf, sampler, service name and resource,
+batch sizes and delays). Otherwise it returns None and no span object is ever made: the
+tracing middleware is the plain one, and the router, the attempt runner, the JSON
+answer and the stream relay each check `trace.span is None` (or `call.spans`) once,
+which is all tracing costs when off (`bench/tracing_off.py` measures it).
 
 Spans (semantic conventions pinned by `opentelemetry-semantic-conventions`, see
 `docs/operations.md`): one SERVER span per request (`{method} {path}`, child of the
@@ -16,8 +18,12 @@ small, missing credential) is a zero-length CLIENT span with `switchyard.skipped
 so a trace shows the whole walk. The served attempt ends with the request, so a
 streamed answer's span covers the stream and carries the stream's usage.
 
+The server span carries the caller's namespace (`switchyard.caller.namespace`, the same
+bounded label as the metrics) when `--auth kubernetes` knows it.
+
 Must not: record prompt or completion content, or key material (attributes are routing
-facts, models, token counts, outcomes and costs only).
+facts, models, token counts, outcomes and costs only). Content capture is not offered:
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` is refused with a warning.
 """
 
 from __future__ import annotations
@@ -41,26 +47,72 @@ from switchyard_gateway import errors
 from switchyard_gateway.config.compiled import CompiledEndpoint, CompiledTarget
 from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.providers.base import Usage
+from switchyard_gateway.routing.router import RequestTrace
+from switchyard_schema import Provider
 
 log = logging.getLogger(__name__)
 #: `service.name` unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) names one.
 DEFAULT_SERVICE_NAME = "switchyard-gateway"
-#: The `gen_ai.provider.name` well-known values, by the manifest's provider.
-_PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini",
-                   "azureOpenai": "azure.ai.openai", "azure": "azure.ai.openai"}
+_NAMES = gen_ai.GenAiProviderNameValues
+#: The `gen_ai.provider.name` well-known values, by the manifest's provider (an
+#: OpenAI-compatible server has none: it keeps its manifest name, a custom value).
+_PROVIDER_NAMES = {Provider.OPENAI.value: _NAMES.OPENAI.value,
+                   Provider.ANTHROPIC.value: _NAMES.ANTHROPIC.value,
+                   Provider.GEMINI.value: _NAMES.GCP_GEMINI.value,
+                   Provider.AZURE_OPENAI.value: _NAMES.AZURE_AI_OPENAI.value,
+                   Provider.MISTRAL.value: _NAMES.MISTRAL_AI.value}
 #: A model name or finish reason longer than this is cut (they are identifiers).
 _FIELD_LIMIT = 100
 #: A request path longer than this is cut on the server span.
 _PATH_LIMIT = 1000
-_OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "completions": "text_completion"}
+#: Finish reasons kept per answer (one per choice; a caller may ask for many choices).
+_REASONS_LIMIT = 16
+#: `gen_ai.operation.name` by the endpoint's task.
+OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "completions": "text_completion"}
+#: The GenAI instrumentations' opt-in for prompt and completion content.
+CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+def provider_name(provider: str) -> str:
+    """The `gen_ai.provider.name` value of a manifest's provider."""
+    return _PROVIDER_NAMES.get(provider, provider)
+
+
+def signal_enabled(env: Mapping[str, str], signal: str) -> bool:
+    """Is the OTLP export of `signal` (`traces`, `metrics`) asked for by the standard
+    variables: an endpoint (general or the signal's), the exporter unset or `otlp`, the
+    SDK not disabled?"""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").strip().lower()
+    if exporter != "otlp":
+        if exporter != "none":
+            log.warning("OTEL_%s_EXPORTER=%s is not supported (only otlp): %s off",
+                        signal.upper(), exporter[:40], signal)
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or
+                env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"))
 
 
 def enabled_by(env: Mapping[str, str]) -> bool:
     """Is tracing asked for by the standard variables?"""
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or
-                env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    return signal_enabled(env, "traces")
+
+
+def resource(env: Mapping[str, str]) -> Resource:
+    """The SDK's resource from OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME, with our
+    service name when neither names one."""
+    named = ("OTEL_SERVICE_NAME" in env
+             or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    return Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
+
+
+def refuse_content_capture(env: Mapping[str, str]) -> None:
+    """Content recording is not offered: say so when the opt-in is set."""
+    if env.get(CAPTURE_CONTENT, "").strip().lower() not in ("", "false", "no_content"):
+        log.warning("%s is set, but Switchyard never records prompt or completion content "
+                    "(docs/operations.md); spans carry token counts and models only",
+                    CAPTURE_CONTENT)
 
 
 def from_env(env: Mapping[str, str] | None = None,
@@ -69,6 +121,7 @@ def from_env(env: Mapping[str, str] | None = None,
     env = os.environ if env is None else env
     if not enabled_by(env):
         return None
+    refuse_content_capture(env)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
@@ -76,12 +129,9 @@ def from_env(env: Mapping[str, str] | None = None,
     if protocol != "http/protobuf":
         log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s is not supported: exporting with "
                     "http/protobuf", protocol[:40])
-    named = ("OTEL_SERVICE_NAME" in env
-             or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     # The sampler (OTEL_TRACES_SAMPLER*) and resource (OTEL_RESOURCE_ATTRIBUTES) from env;
     # the exporter and the batching read their OTEL_EXPORTER_OTLP_* and OTEL_BSP_* too.
-    resource = Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource(env))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return Telemetry(provider, prices)
 
@@ -138,12 +188,11 @@ class RequestSpans:
 
     def _client_span(self, endpoint: CompiledEndpoint, target: CompiledTarget,
                      number: int) -> otel_trace.Span:
-        provider = target.provider.value
-        operation = _OPERATIONS.get(endpoint.task.value, endpoint.task.value)
+        operation = OPERATIONS.get(endpoint.task.value, endpoint.task.value)
         return self._owner.tracer.start_span(
             f"{operation} {target.model}", context=self._context, kind=SpanKind.CLIENT,
             attributes={gen_ai.GEN_AI_OPERATION_NAME: operation,
-                        gen_ai.GEN_AI_PROVIDER_NAME: _PROVIDER_NAMES.get(provider, provider),
+                        gen_ai.GEN_AI_PROVIDER_NAME: provider_name(target.provider.value),
                         gen_ai.GEN_AI_REQUEST_MODEL: target.model,
                         "switchyard.endpoint": endpoint.key,
                         "switchyard.target": target.name,
@@ -170,9 +219,16 @@ class RequestSpans:
             self._response_model = model[:_FIELD_LIMIT]
         choices = data.get("choices")
         if isinstance(choices, list):
-            self._finish_reasons = [c["finish_reason"][:_FIELD_LIMIT] for c in choices
+            self._finish_reasons = [c["finish_reason"][:_FIELD_LIMIT]
+                                    for c in choices[:_REASONS_LIMIT]
                                     if isinstance(c, dict)
                                     and isinstance(c.get("finish_reason"), str)]
+
+    def streamed(self, model: str | None, finish_reasons: list[str]) -> None:
+        """The served stream ended: the model it named and its choices' finish reasons."""
+        if model:
+            self._response_model = model[:_FIELD_LIMIT]
+        self._finish_reasons = [r[:_FIELD_LIMIT] for r in finish_reasons[:_REASONS_LIMIT]]
 
     def failed(self, record: errors.AttemptRecord, usage: Usage | None = None) -> None:
         """The attempt in flight failed as `record` says."""
@@ -214,9 +270,9 @@ class RequestSpans:
         span.set_attributes(attributes)
         span.end()
 
-    def finish(self, status: int, attempts: list[errors.AttemptRecord],
-               usage: Usage | None) -> None:
+    def finish(self, status: int, trace: RequestTrace) -> None:
         """The request is answered (`status`): end the served attempt, then the server span."""
+        attempts, usage = trace.attempts, trace.usage
         span = self._open
         self._open = None
         if span is not None:
@@ -230,6 +286,8 @@ class RequestSpans:
             self._end_attempt(span, record, usage, model, self._response_model or model, extra)
         server = self._server
         server.set_attribute("http.response.status_code", status)
+        if trace.caller_namespace:  # --auth kubernetes: the bounded label, never a name
+            server.set_attribute("switchyard.caller.namespace", trace.caller_namespace)
         if status >= 500 or status == 499:
             server.set_attribute(error_attributes.ERROR_TYPE, str(status))
             server.set_status(Status(StatusCode.ERROR))

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from switchyard_cli import gateway_cmd
+from switchyard_gateway import telemetry
 from switchyard_testing.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,6 +298,28 @@ def test_upstream_limits_render_as_flags_the_gateway_accepts(helm: Helm) -> None
     defaults = _docs(helm.template("sy", "default").stdout)
     assert not any("--upstream-" in arg for d in _by_kind(defaults, "Deployment")
                    for arg in d["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_tracing_values_render_the_standard_otel_variables(helm: Helm) -> None:
+    """The chart's tracing values turn the gateway's traces and OTLP metrics on and off
+    through the standard variables only, as `telemetry` / `genai_metrics` read them."""
+    def env_of(**values: Any) -> dict[str, str]:
+        docs = _docs(helm.template("sy", "default", *_sets(**values)).stdout)
+        deployment = next(d for d in _by_kind(docs, "Deployment") if d["spec"]["template"][
+            "spec"]["containers"][0]["args"][0] == "gateway")
+        return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"][
+            "containers"][0].get("env", []) if e["name"].startswith("OTEL_")}
+
+    assert env_of() == {}
+    both = env_of(**{"gateway.tracing.otlpEndpoint": "http://otel.observability:4318",
+                     "gateway.tracing.metricExportIntervalMs": 15000})
+    assert both["OTEL_METRIC_EXPORT_INTERVAL"] == "15000"
+    assert telemetry.signal_enabled(both, "traces")
+    assert telemetry.signal_enabled(both, "metrics")
+    traces_only = env_of(**{"gateway.tracing.otlpEndpoint": "http://otel.observability:4318",
+                            "gateway.tracing.metrics": False})
+    assert telemetry.signal_enabled(traces_only, "traces")
+    assert not telemetry.signal_enabled(traces_only, "metrics")
 
 
 def test_optional_objects_needing_third_party_crds_render(helm: Helm) -> None:

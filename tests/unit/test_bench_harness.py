@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from bench import compare, report, upstream, wrk
+from bench import compare, report, tracing_off, upstream, wrk
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:1/v1/chat/completions
   1 threads and 32 connections
@@ -45,3 +45,13 @@ def test_report_ratios_and_targets() -> None:
     verdicts = "\n".join(report.targets(rows))
     assert "throughput >= 90% of the naive proxy | 93% | met" in verdicts
     assert "throughput >= 5x mlflow | n/a | not measured" in verdicts
+    assert "tracing off: telemetry hooks < 2% of CPU/request | n/a | not measured" in verdicts
+    with_hooks = "\n".join(report.targets(rows, 540.0))
+    assert "tracing off: telemetry hooks < 2% of CPU/request | 0.200% | met" in with_hooks
+
+
+def test_tracing_off_hooks_are_timed() -> None:
+    hooks = tracing_off.hooks_ns(number=1000, repeat=3)
+    assert 0 < hooks < 100_000
+    lines = "\n".join(tracing_off.section(hooks, 250.0))
+    assert "## Tracing off" in lines and "(target < 2%)" in lines

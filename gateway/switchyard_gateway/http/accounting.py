@@ -7,7 +7,8 @@ outcome `client_closed` and status 499 (nginx's "client closed request"): the ha
 cancelled (handler cancellation is on) or its stream write fails, the upstream attempt is
 cancelled and its connection closed, and without this the request would leave no access
 line and no metric, a gap in audit and billing. The probes and `/metrics` are not
-accounted. With `--auth kubernetes` each request is also counted by caller namespace.
+accounted. With `--auth kubernetes` each request is also counted by caller namespace; with
+OTLP metrics export on (`genai_metrics.py`) it is recorded as the GenAI metrics too.
 Must not: render errors, or log anything but routing facts (never bodies or
 key material; `metrics.access_line`).
 """
@@ -58,6 +59,8 @@ def account(request: web.Request, trace: RequestTrace, status: int, seconds: flo
     state.metrics.observe_request(trace, status, seconds)
     if trace.caller_namespace:  # --auth kubernetes: the basis for chargeback
         state.metrics.count_caller(trace, status)
+    if state.meters is not None:  # OTLP metrics export on (genai_metrics.py)
+        state.meters.record(trace, status, seconds, state.store.snapshot())
     if state.settings.access_log != "off":
         metrics.log_access(trace, method=request.method, path=path, status=status,
                            seconds=seconds, writer=state.access_writer)

@@ -39,6 +39,7 @@ from switchyard_gateway.settings import GatewaySettings
 from switchyard_gateway.transport import Client
 
 if TYPE_CHECKING:
+    from switchyard_gateway.genai_metrics import GenAIMeters
     from switchyard_gateway.telemetry import Telemetry
 
 Clock = Callable[[], float]
@@ -59,12 +60,14 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
                cooldowns: Cooldowns | None = None,
                metrics: GatewayMetrics | None = None, guard: Guard | None = None,
                resources: Sequence[CleanupCtx] = (),
-               telemetry: Telemetry | None = None) -> web.Application:
+               telemetry: Telemetry | None = None,
+               meters: GenAIMeters | None = None) -> web.Application:
     """Build the gateway app (not yet running), and its admin app under `ADMIN`.
 
     `guard` decides who may call what when `settings.auth_kubernetes` is set; `resources`
     are extra `cleanup_ctx` entries (the guard's API client); `telemetry` turns tracing
-    on (`telemetry.from_env`; None: off, the plain tracing middleware). Raises OSError when
+    on (`telemetry.from_env`; None: off, the plain tracing middleware); `meters` the OTLP
+    GenAI metrics (`genai_metrics.from_env`; None: off). Raises OSError when
     `settings.auth_tokens_file` is set but cannot be read, PriceTableError when
     `settings.prices_file` cannot, ValueError when `settings.auth_kubernetes` is set
     without a guard.
@@ -94,7 +97,7 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
     store.subscribe(metrics.config_changed)
     state = GatewayState(settings=settings, store=store, metrics=metrics,
                          redactor=credentials.redactor,
-                         guard=guard if settings.auth_kubernetes else None)
+                         guard=guard if settings.auth_kubernetes else None, meters=meters)
     if settings.access_log == "stderr" and access_log.isEnabledFor(logging.INFO):
         state.access_writer = AccessLogWriter()
     app[STATE] = state
@@ -116,6 +119,8 @@ def create_app(settings: GatewaySettings, store: ConfigStore, credentials: Crede
         await client.close()
         if telemetry is not None:  # flush the queued spans (a blocking export, bounded)
             await asyncio.to_thread(telemetry.shutdown)
+        if meters is not None:  # export the last metrics (blocking, bounded)
+            await asyncio.to_thread(meters.shutdown)
         if state.access_writer is not None:
             state.access_writer.close()
 

@@ -51,5 +51,8 @@ async def relay(request: web.Request, stream: CommittedStream, trace: RequestTra
     finally:
         stream.close()
         gauge.dec()
-        trace.usage = stream.upstream.usage
+        upstream = stream.upstream
+        trace.usage = upstream.usage
+        if trace.span is not None:
+            trace.span.streamed(upstream.model, upstream.finish_reasons)
     return response

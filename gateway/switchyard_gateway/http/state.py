@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -18,6 +19,9 @@ from switchyard_gateway.identity import Caller, Guard
 from switchyard_gateway.metrics import AccessLogWriter, GatewayMetrics
 from switchyard_gateway.routing.router import RequestTrace, Router
 from switchyard_gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from switchyard_gateway.genai_metrics import GenAIMeters
 
 
 @dataclasses.dataclass(slots=True)
@@ -37,6 +41,8 @@ class GatewayState:
     redactor: Callable[[], redaction.Redactor] = redaction.no_keys
     #: `--auth kubernetes`: who may call which endpoint (None: every caller may use all).
     guard: Guard | None = None
+    #: OTLP metrics export on (`genai_metrics.from_env`): the GenAI histograms; None: off.
+    meters: GenAIMeters | None = None
 
 
 STATE = web.AppKey("switchyard_state", GatewayState)

@@ -99,7 +99,7 @@ def traced_middleware(telemetry: Telemetry) -> Middleware:
             status = exc.status
             raise
         finally:
-            spans.finish(status, trace.attempts, trace.usage)
+            spans.finish(status, trace)
         if not response.prepared:
             response.headers.update(routing_headers(trace))
         if request.app[STATE].draining:

@@ -54,8 +54,20 @@ class AnthropicStreamTranslator:
         }
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool call index
         self._stop_reason: str | None = None
+        self._finish: str | None = None  # the OpenAI finish_reason, once message_stop came
+        self._model: str | None = None
         self._usage_fields: dict[str, Any] = {}
         self.usage: Usage | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The model `message_start` named."""
+        return self._model
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        """The one choice's finish reason, once the message stopped."""
+        return [] if self._finish is None else [self._finish]
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Frames completed by `chunk`; raises on an `error` event or a malformed event."""
@@ -95,7 +107,9 @@ class AnthropicStreamTranslator:
     def _message_start(self, data: dict[str, Any]) -> list[StreamEvent]:
         message = data.get("message") or {}
         self._head["id"] = str(message.get("id", ""))
-        self._head["model"] = str(message.get("model") or self._target.model)
+        if message.get("model"):
+            self._model = str(message["model"])
+        self._head["model"] = self._model or self._target.model
         if isinstance(message.get("usage"), dict):
             self._usage_fields.update(message["usage"])
         return [StreamEvent(self._chunk({"role": "assistant", "content": ""}))]
@@ -143,6 +157,7 @@ class AnthropicStreamTranslator:
         finish = FINISH_REASONS.get(self._stop_reason or "", "stop")
         if self._stop_reason is None and self._tool_index:
             finish = "tool_calls"
+        self._finish = finish
         final = self._chunk({}, finish, usage=self.usage.to_openai())
         return [StreamEvent(final), StreamEvent(sse.DONE_FRAME)]
 

@@ -75,9 +75,21 @@ class StreamTranslator(Protocol):
     (Anthropic's `event: error`). `finish` is called at the upstream's end of stream: it
     returns the last frames (OpenAI's `data: [DONE]` included) or raises `UpstreamError`
     if the stream ended before its terminating event (a cut stream is never a success).
+    `usage`, `model` and `finish_reasons` are what the stream said so far (for the
+    metrics and the attempt span), never its content.
     """
 
     usage: Usage | None
+
+    @property
+    def model(self) -> str | None:
+        """The model the provider named in the stream (None: it named none yet)."""
+        ...
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        """The OpenAI `finish_reason` of each choice that finished, by choice index."""
+        ...
 
     def feed(self, chunk: bytes) -> list[StreamEvent]: ...
 

@@ -39,7 +39,18 @@ class GeminiStreamTranslator:
         self._calls: dict[int, int] = {}  # candidate index -> tool calls sent
         self._finish: dict[int, str] = {}  # candidate index -> OpenAI finish_reason
         self._ended = False
+        self._model: str | None = None
         self.usage: Usage | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The `modelVersion` the stream named."""
+        return self._model
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        """The finish reasons seen, by candidate index."""
+        return [self._finish[i] for i in sorted(self._finish)]
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Frames completed by `chunk`; raises on an error event or a malformed event."""
@@ -80,7 +91,7 @@ class GeminiStreamTranslator:
             if data.get("responseId"):
                 self._head["id"] = "chatcmpl-" + str(data["responseId"])
             if data.get("modelVersion"):
-                self._head["model"] = str(data["modelVersion"])
+                self._model = self._head["model"] = str(data["modelVersion"])
             if isinstance(data.get("usageMetadata"), dict):
                 self.usage = gemini_wire.usage_of(data["usageMetadata"])
             with upstream_errors.shape_checked(self._target, "a stream event of the wrong shape"):

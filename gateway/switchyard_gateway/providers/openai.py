@@ -105,16 +105,27 @@ def has_content(chunk: dict[str, Any]) -> bool:
 class OpenAIStreamTranslator:
     """Passes an OpenAI-format SSE stream through, frame by frame, checking it on the way."""
 
-    __slots__ = ("_decoder", "_done", "_finished", "_started", "_target", "usage")
+    __slots__ = ("_decoder", "_done", "_finished", "_model", "_started", "_target", "usage")
 
     def __init__(self, target: CompiledTarget, limits: sse.SseLimits = sse.SSE_LIMITS) -> None:
         self._target = target
         self._decoder = sse.SseDecoder(limits)
         self._done = False
-        #: Choice indexes seen, and those that carried a `finish_reason`.
+        #: Choice indexes seen, and the `finish_reason` of those that carried one.
         self._started: set[int] = set()
-        self._finished: set[int] = set()
+        self._finished: dict[int, str] = {}
+        self._model: str | None = None
         self.usage: Usage | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The `model` of the first chunk without content that named one."""
+        return self._model
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        """The finish reasons seen, by choice index."""
+        return [self._finished[i] for i in sorted(self._finished)]
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Frames completed by `chunk`; raises on an in-band error or a malformed event."""
@@ -126,7 +137,7 @@ class OpenAIStreamTranslator:
         then ended cleanly is complete (some servers never send `[DONE]`), and the caller
         gets the `[DONE]` it waits for."""
         events = self._translate(self._decoder.finish())
-        if not self._done and self._finished and self._finished >= self._started:
+        if not self._done and self._finished and self._finished.keys() >= self._started:
             self._done = True
             events.append(StreamEvent(sse.DONE_FRAME))
         if not self._done:
@@ -157,9 +168,13 @@ class OpenAIStreamTranslator:
         return out
 
     def _note_finish(self, chunk: dict[str, Any]) -> None:
-        """Remember which choices started (role chunk) and which finished, from a chunk
-        without content. A server that sends its finish_reason only together with content
+        """Remember which choices started (role chunk) and which finished, and the model
+        the first such chunk named, from a chunk without content (content chunks pay
+        nothing). A server that sends its finish_reason only together with content
         is not recognised, and its stream without `[DONE]` stays broken (the safe side)."""
+        if self._model is None:
+            model = chunk.get("model")
+            self._model = model if isinstance(model, str) else None
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return
@@ -168,8 +183,9 @@ class OpenAIStreamTranslator:
                 index = choice.get("index", 0)
                 index = index if isinstance(index, int) else 0
                 self._started.add(index)
-                if choice.get("finish_reason"):
-                    self._finished.add(index)
+                reason = choice.get("finish_reason")
+                if reason:
+                    self._finished[index] = str(reason)
 
     def _in_band_error(self, chunk: dict[str, Any]) -> UpstreamError:
         error_type, code, _ = error_fields(chunk)

@@ -97,6 +97,9 @@ class AttemptSpans(Protocol):
     def answered(self, body: bytes) -> None:
         """The served attempt's whole (non-streamed) answer, for its model and finish reasons."""
 
+    def streamed(self, model: str | None, finish_reasons: list[str]) -> None:
+        """The served attempt's stream ended: the model it named and its finish reasons."""
+
     def skipped(self, endpoint: CompiledEndpoint, target: CompiledTarget, number: int,
                 record: errors.AttemptRecord) -> None:
         """A candidate was passed over without a request."""
@@ -134,6 +137,16 @@ class UpstreamStream:
     def usage(self) -> Usage | None:
         """Token counts, once the provider has reported them."""
         return self._translator.usage
+
+    @property
+    def model(self) -> str | None:
+        """The model the provider named in the stream, if it named one."""
+        return self._translator.model
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        """The finish reason of each choice that finished (by choice index)."""
+        return self._translator.finish_reasons
 
     async def next_event(self, deadline: float) -> StreamEvent | None:
         """The next event, or None at the end of a complete stream.

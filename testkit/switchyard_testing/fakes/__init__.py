@@ -7,7 +7,7 @@ Each records its requests and follows a `Script` of behaviours and faults.
 
 from switchyard_testing.fakes.anthropic import FakeAnthropic
 from switchyard_testing.fakes.gemini import FakeGemini
-from switchyard_testing.fakes.openai import FakeOpenAI
+from switchyard_testing.fakes.openai import FakeMistral, FakeOpenAI
 from switchyard_testing.fakes.script import Behaviour, Fault, Script
 from switchyard_testing.fakes.server import FakeProvider, Operation, RecordedRequest
 
@@ -15,6 +15,7 @@ __all__ = [
     "Behaviour",
     "FakeAnthropic",
     "FakeGemini",
+    "FakeMistral",
     "FakeOpenAI",
     "FakeProvider",
     "Fault",

@@ -10,6 +10,7 @@ a tool result gets a call to its first tool, so tool round trips can be tested.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import struct
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -250,3 +251,13 @@ class FakeOpenAI(FakeProvider):
             frames.append(encode(orjson.dumps(usage_chunk)))
         frames.append(DONE_FRAME)
         return frames
+
+
+class FakeMistral(FakeOpenAI):
+    """Mistral: OpenAI's wire format, but a stream's last chunk carries `usage` whether or
+    not it was asked for (Mistral refuses `stream_options`; the gateway drops it)."""
+
+    def stream_frames(self, op: Operation) -> Sequence[bytes]:
+        """As OpenAI's, always with the usage chunk."""
+        payload = {**op.payload, "stream_options": {"include_usage": True}}
+        return super().stream_frames(dataclasses.replace(op, payload=payload))

@@ -21,6 +21,7 @@ from aiohttp import web
 from switchyard_gateway.config.sources import FileSource
 from switchyard_gateway.config.store import ConfigStore
 from switchyard_gateway.credentials import Credentials
+from switchyard_gateway.genai_metrics import GenAIMeters
 from switchyard_gateway.http.app import ADMIN, create_app
 from switchyard_gateway.http.server import GatewayRunner
 from switchyard_gateway.http.state import STATE, GatewayState
@@ -95,6 +96,7 @@ async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[st
                           cooldown_clock: Callable[[], float] | None = None,
                           guard: Guard | None = None,
                           telemetry: Telemetry | None = None,
+                          meters: GenAIMeters | None = None,
                           **settings: Any) -> AsyncIterator[Gateway]:
     """Write `docs`, start the gateway on a free loopback port, stop it afterwards."""
     _write(folder, docs)
@@ -104,7 +106,8 @@ async def running_gateway(folder: pathlib.Path, docs: list[Any], env: Mapping[st
     creds = Credentials(env, config.policy.env_names())
     source = FileSource(folder, store, creds, config.poll_interval, config.policy)
     app = create_app(config, store, creds, registry.adapter_for, [source],
-                     cooldown_clock=cooldown_clock, guard=guard, telemetry=telemetry)
+                     cooldown_clock=cooldown_clock, guard=guard, telemetry=telemetry,
+                     meters=meters)
     runner = GatewayRunner(app, handler_cancellation=True, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

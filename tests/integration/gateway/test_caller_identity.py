@@ -15,8 +15,15 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import web
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
+from switchyard_gateway.genai_metrics import GenAIMeters
 from switchyard_gateway.identity import Guard, GuardSettings, KubeReviewer, ReviewUnavailable
+from switchyard_gateway.telemetry import Telemetry
 from switchyard_kube import client as kube
 from switchyard_testing import stack
 from switchyard_testing.fakes import FakeOpenAI
@@ -285,3 +292,56 @@ async def test_reviews_in_flight_are_bounded_against_a_hanging_api_server(
     assert all(isinstance(r, ReviewUnavailable) for r in results), results
     assert apiserver.most_in_flight == 4
     assert guard.sent["token"] == 12
+
+
+async def test_token_usage_cost_and_spans_carry_the_caller_namespace(
+        tmp_path: pathlib.Path, fake: FakeOpenAI, apiserver: FakeApiServer) -> None:
+    """Chargeback by team: the token and cost metrics (Prometheus and OTLP) and the server
+    span carry the caller's namespace, never its ServiceAccount name or token."""
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"gpt": {"input": 1.0, "output": 2.0}}')
+    spans = InMemorySpanExporter()
+    tracer = TracerProvider()
+    tracer.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    docs = [endpoint("chat", [openai_target("gpt", fake.base_url, "P_KEY", weight=100)],
+                     namespace=ns) for ns in ("team-a", "team-b")]
+    async with kube.Client(kube.Connection(server=apiserver.url)) as client:
+        guard = Guard(KubeReviewer(client, "switchyard", timeout=0.5),
+                      GuardSettings(stale_access=0.0))
+        async with running_gateway(tmp_path / "cfg", docs, {"P_KEY": KEY}, guard=guard,
+                                   auth_kubernetes=True, default_namespace="team-a",
+                                   prices_file=str(prices), telemetry=Telemetry(tracer),
+                                   meters=GenAIMeters(reader)) as gw:
+            replies = []
+            for token, model in ((A_TOKEN, "chat"), (A_TOKEN, "chat"), (B_TOKEN, "team-b/chat")):
+                async with sdk(gw, token) as c:
+                    replies.append(await c.chat.completions.create(model=model, **CHAT))  # type: ignore[call-overload]
+            async with aiohttp.ClientSession() as http, http.get(gw.admin_url + "/metrics") as r:
+                text = await r.text()
+    usage = replies[0].usage
+    assert usage is not None
+    count = stack.metric_value
+    for ns, n in (("team-a", 2), ("team-b", 1)):
+        assert count(text, "gen_ai_client_token_usage_sum", caller_namespace=ns,
+                     token_type="input", endpoint=f"{ns}/chat") == n * usage.prompt_tokens
+        assert count(text, "switchyard_cost_usd_total", caller_namespace=ns) == pytest.approx(
+            n * (usage.prompt_tokens * 1.0 + usage.completion_tokens * 2.0) / 1e6)
+    assert "serviceaccount" not in text and "tok." not in text
+
+    servers = [dict(s.attributes or {}) for s in spans.get_finished_spans()
+               if s.kind is SpanKind.SERVER]
+    assert [s["switchyard.caller.namespace"] for s in servers] == ["team-a", "team-a", "team-b"]
+    assert all("serviceaccount" not in str(s) and "tok." not in str(s) for s in servers)
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [(dict(p.attributes or {}), p) for rm in data.resource_metrics
+              for sm in rm.scope_metrics for m in sm.metrics
+              if m.name == "gen_ai.client.token.usage" for p in m.data.data_points]
+    by_caller = {(a["switchyard.caller.namespace"], a["gen_ai.token.type"]): p.sum
+                 for a, p in points}
+    assert by_caller == {("team-a", "input"): 2 * usage.prompt_tokens,
+                         ("team-a", "output"): 2 * usage.completion_tokens,
+                         ("team-b", "input"): usage.prompt_tokens,
+                         ("team-b", "output"): usage.completion_tokens}

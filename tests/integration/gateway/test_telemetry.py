@@ -21,7 +21,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import SpanKind
 
-from switchyard_gateway import telemetry
+from switchyard_gateway import genai_metrics, telemetry
 from switchyard_gateway.http.tracing import tracing_middleware
 from switchyard_gateway.pricing import PriceTable
 from switchyard_gateway.telemetry import Telemetry
@@ -144,8 +144,8 @@ async def test_fallback_is_one_server_span_with_two_attempt_spans(
         assert not span.events
 
     metrics = await _metric(gateway, "switchyard_cost_usd_total")
-    assert metrics == {'switchyard_cost_usd_total{endpoint="default/chat",model="model-b",'
-                       'target="fb1"}': pytest.approx(expected_cost)}
+    assert metrics == {'switchyard_cost_usd_total{caller_namespace="-",endpoint="default/chat",'
+                       'model="model-b",target="fb1"}': pytest.approx(expected_cost)}
 
 
 async def test_cooldown_skip_is_a_zero_length_attempt_span(
@@ -189,7 +189,8 @@ async def test_streamed_and_plain_usage_agree_with_the_fake(
         assert attrs[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
 
     metrics = await _metric(gateway, "gen_ai_client_token_usage_sum")
-    labels = 'endpoint="default/chat",model="model-a",target="primary",token_type='
+    labels = ('caller_namespace="-",endpoint="default/chat",model="model-a",'
+              'target="primary",token_type=')
     assert metrics == {
         f'gen_ai_client_token_usage_sum{{{labels}"input"}}': 2 * plain.usage.prompt_tokens,
         f'gen_ai_client_token_usage_sum{{{labels}"output"}}': 2 * plain.usage.completion_tokens}
@@ -207,6 +208,37 @@ async def test_stream_without_include_usage_counts_no_tokens(
     assert gen_ai.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {})
     counts = await _metric(gateway, "gen_ai_client_token_usage_count")
     assert all(value == 0 for value in counts.values())  # series may exist, with no sample
+
+
+async def test_message_content_is_never_recorded_even_when_capture_is_asked(
+        gateway: Gateway, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Content capture is not offered: the GenAI instrumentations' opt-in is refused with a
+    warning, and no span (server, attempt; whole or streamed) carries the prompt, the
+    completion, a key or the caller's Authorization, as attribute or event."""
+    monkeypatch.setenv(telemetry.CAPTURE_CONTENT, "true")
+    found = telemetry.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+                                telemetry.CAPTURE_CONTENT: "true"})
+    assert found is not None
+    found.shutdown()
+    assert telemetry.CAPTURE_CONTENT in caplog.text and "never records" in caplog.text
+
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="caller-secret-key",
+                                max_retries=0)
+    whole = await client.chat.completions.create(model="chat", messages=MESSAGES)
+    stream = await client.chat.completions.create(model="chat", messages=MESSAGES,
+                                                  stream=True)
+    streamed = "".join([c.choices[0].delta.content or "" async for c in stream
+                        if c.choices])
+    reply = whole.choices[0].message.content
+    assert reply and streamed == reply
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 4
+    for span in spans:
+        assert not span.events
+        recorded = json.dumps(dict(span.attributes or {}))
+        for secret in ("the secret prompt", reply, "caller-secret-key", *KEYS.values()):
+            assert secret not in recorded
 
 
 def test_price_table_cost() -> None:
@@ -230,9 +262,34 @@ async def test_probes_are_not_traced(gateway: Gateway, exporter: InMemorySpanExp
     {"OTEL_SERVICE_NAME": "x"},
     {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
     {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "TRUE"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none"},
+    {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:4318/v1/metrics"},
 ])
 def test_tracing_is_off_without_an_endpoint_or_when_disabled(env: dict[str, str]) -> None:
     assert telemetry.from_env(env) is None
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_METRICS_EXPORTER": "none"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+     "OTEL_METRICS_EXPORTER": "prometheus"},
+])
+def test_otlp_metrics_are_off_unless_asked(env: dict[str, str]) -> None:
+    assert genai_metrics.from_env(env) is None
+
+
+def test_otlp_metrics_are_on_with_either_endpoint_variable() -> None:
+    for name, url in (("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+                      ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://127.0.0.1:9/v1/metrics")):
+        found = genai_metrics.from_env({name: url, "OTEL_METRIC_EXPORT_TIMEOUT": "100"})
+        assert found is not None
+        attributes = found.provider._sdk_config.resource.attributes
+        assert attributes["service.name"] == "switchyard-gateway"
+        assert attributes["service.instance.id"]
+        found.shutdown()
 
 
 def test_tracing_is_on_with_either_endpoint_variable() -> None:
@@ -249,6 +306,7 @@ async def test_tracing_off_makes_no_spans(tmp_path: pathlib.Path,
     doc = endpoint("chat", [openai_target("primary", p.base_url, "P_KEY", weight=100)])
     async with running_gateway(tmp_path / "cfg", [doc], KEYS) as gw:
         assert gw.app.middlewares[0] is tracing_middleware  # the plain one: no span code
+        assert gw.state.meters is None
         await _client(gw).chat.completions.create(model="chat", messages=MESSAGES)
     assert "traceparent" not in p.requests[-1].headers
 

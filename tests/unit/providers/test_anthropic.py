@@ -329,6 +329,7 @@ def test_stream_translation_at_any_split(size: int) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"  # type: ignore[index]
     assert chunks[-1]["usage"] == {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}
     assert translator.usage is not None and translator.usage.completion_tokens == 30
+    assert (translator.model, translator.finish_reasons) == ("claude-sonnet-4-5", ["tool_calls"])
 
 
 def test_error_event_before_content_raises_the_mapped_error() -> None:

@@ -249,6 +249,7 @@ def test_stream_translation_at_any_split(size: int) -> None:
     }
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["usage"] == {"prompt_tokens": 8, "completion_tokens": 3, "total_tokens": 11}
+    assert (translator.model, translator.finish_reasons) == ("gemini-2.5-flash", ["tool_calls"])
 
 
 def test_stream_without_finish_reason_is_broken() -> None:

@@ -84,6 +84,21 @@ def test_stream_is_reframed_unchanged_at_any_split(size: int) -> None:
     frames = b"".join(e.frame for e in events)
     assert frames == STREAM.replace(b"\r\n", b"\n").replace(b": keep-alive\n\n", b"")
     assert translator.usage is not None and translator.usage.prompt_tokens == 9
+    assert (translator.model, translator.finish_reasons) == ("gpt-5", ["stop"])
+
+
+def test_stream_finish_reasons_of_every_choice_by_index() -> None:
+    """For the attempt span: each choice's finish reason, by index, and the model of the
+    first chunk without content (content chunks are not inspected)."""
+    translator = ADAPTER.stream_translator(TARGET, Task.CHAT)
+    assert (translator.model, translator.finish_reasons) == (None, [])
+    translator.feed(b'data: {"model":"m-1","choices":[{"index":0,"delta":{"role":"assistant"}},'
+                    b'{"index":1,"delta":{"role":"assistant"}}]}\n\n'
+                    b'data: {"model":"m-2","choices":[{"index":1,"delta":{},'
+                    b'"finish_reason":"length"}]}\n\n'
+                    b'data: {"model":"m-2","choices":[{"index":0,"delta":{},'
+                    b'"finish_reason":"stop"}]}\n\n')
+    assert (translator.model, translator.finish_reasons) == ("m-1", ["stop", "length"])
 
 
 def test_stream_without_finish_reason_or_done_is_broken() -> None:
