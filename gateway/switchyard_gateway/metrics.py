@@ -112,6 +112,9 @@ class GatewayMetrics:
         self.report_writes = Counter(
             "switchyard_status_report_writes", "Writes of this replica's status report "
             "ConfigMap (report.py): outcome ok or failed", ["outcome"], registry=r)
+        self.cooldowns_adopted = Counter(
+            "switchyard_cooldowns_adopted", "Target cooldowns this replica adopted from "
+            "another replica's status report (shared cooldown, peers.py)", registry=r)
         self.refused_configmaps = Counter(
             "switchyard_configmaps_refused", "ConfigMaps refused: forged (no live owning "
             "GatewayEndpoint), invalid (payload does not validate), unsigned, bad_signature, "

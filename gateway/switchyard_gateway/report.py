@@ -65,10 +65,10 @@ def build(replica: str, endpoints: Mapping[str, CompiledEndpoint],
             continue
         for target in (*endpoint.split, *endpoint.fallbacks):
             if target.identity == identity:
-                # Whole seconds: `until` is informative, and a jittering fraction would
-                # make every tick a change while a target cools down.
+                # `until` as fixed when the breaker (re)opened, not recomputed per tick: the
+                # other replicas time their adopted windows by it (`sharing.py`).
                 by_endpoint.setdefault(key, {})[target.name] = shape.TargetCooling(
-                    state.since, float(round(now + state.remaining)), state.reason)
+                    state.since, state.until, state.reason)
     return shape.Report(replica, now, heartbeat, hashes, by_endpoint)
 
 
@@ -96,7 +96,7 @@ class Reporter:
         self._clock = clock
         self._written_body = ""  # the last report written, heartbeat left out
         self._written_at = -float("inf")
-        self._seen: tuple[int, list[tuple[BreakerKey, float, str]]] | None = None
+        self._seen: tuple[int, list[tuple[BreakerKey, float, float, str]]] | None = None
         self._seen_endpoints: Mapping[str, CompiledEndpoint] | None = None  # kept alive
         self.counts = WriteCounts()
 
@@ -106,7 +106,8 @@ class Reporter:
         endpoints, cooling = self._endpoints(), self._cooling()
         # The store swaps its snapshot on every change, so an identical object is an
         # unchanged config: skip the rebuild (24 ms at 10,000 endpoints) until the heartbeat.
-        seen = (id(endpoints), sorted((k, c.since, c.reason) for k, c in cooling.items()))
+        seen = (id(endpoints), sorted((k, c.since, c.until, c.reason)
+                                      for k, c in cooling.items()))
         due = now - self._written_at >= self._settings.heartbeat
         if seen == self._seen and endpoints is self._seen_endpoints and not due:
             return False

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from switchyard_gateway import genai_metrics, report, telemetry
+from switchyard_gateway import genai_metrics, peers, report, telemetry
 from switchyard_gateway import workers as worker_processes
 from switchyard_gateway.config.cluster import REFUSAL_REASONS, ClusterHooks, ClusterSource
 from switchyard_gateway.config.sources import FileSource, Source
@@ -97,6 +97,8 @@ def build_app(settings: GatewaySettings) -> web.Application:
     cooldowns = Cooldowns()
     if settings.report_name:
         resources.append(reporter_context(settings, conn, store, cooldowns, metrics))
+        if settings.shared_cooldown:
+            resources.append(peers_context(settings, conn, store, cooldowns, metrics))
     # The keys first: sources sync in order, so the first ConfigMaps are checked with them.
     return create_app(settings, store, credentials, registry.adapter_for, [keys, cluster],
                       cooldowns=cooldowns, metrics=metrics, guard=guard, resources=resources,
@@ -119,6 +121,17 @@ def reporter_context(settings: GatewaySettings, conn: kube.Connection, store: Co
         client, where, store.snapshot, cooldowns.cooling,
         on_write=lambda ok: metrics.report_writes.labels("ok" if ok else "failed").inc())
     return report.context(reporter, client)
+
+
+def peers_context(settings: GatewaySettings, conn: kube.Connection, store: ConfigStore,
+                  cooldowns: Cooldowns, metrics: GatewayMetrics) -> CleanupCtx:
+    """Shared cooldown (`peers.py`): the other replicas' reports, on its own API client."""
+    client = kube.Client(conn)
+    watcher = peers.Peers(
+        client, settings.report_namespace or conn.default_namespace, settings.report_name,
+        cooldowns, store.snapshot, settings.report_interval,
+        on_adopt=metrics.cooldowns_adopted.inc)
+    return peers.context(watcher, client)
 
 
 async def serve(settings: GatewaySettings,

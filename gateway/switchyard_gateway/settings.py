@@ -59,6 +59,9 @@ class GatewaySettings:
     report_owner_uid: str = ""
     report_interval: float = 1.0
     report_heartbeat: float = 5.0
+    #: Cluster mode with a report: adopt the cooldowns other replicas report, so one
+    #: replica probes a failing target per window (`peers.py`, `routing/sharing.py`).
+    shared_cooldown: bool = True
     #: Inbound auth: a file of bearer tokens, one per line (None: no inbound auth).
     auth_tokens_file: str | None = None
     #: `--auth kubernetes`: callers present ServiceAccount tokens for `auth_audience`;

@@ -28,8 +28,16 @@ some cooling down from earlier 429s) is answered 429, not 502.
 A skipped target is not an attempt (nothing was sent). The clock is injected so tests
 drive the state machine without sleeping. Single event loop: no locks needed.
 
-`cooling()` lists the open breakers with when (wall clock) and why they opened, for the
-replica's status report (`report.py`); it holds no key material, only target identities.
+`cooling()` lists the open breakers with when (wall clock) they opened, until when and
+why, for the replica's status report (`report.py`); it holds no key material, only target
+identities.
+
+Shared cooldown (`sharing.py`, issue 18): `adopt()` opens a breaker on another replica's
+word, until that replica's `until` plus a grace, and `forget()` closes it again when that
+replica's probe succeeded. An adopted breaker is not in `cooling()` (only what this replica
+observed itself is reported; otherwise replicas would echo each other's cooldowns
+forever); once its window passes, the usual half-open probe goes from here, and a failure
+then makes the breaker this replica's own again.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ class _State:
     probing: bool = False
     rate_limited: bool = False
     since: float = 0.0  # wall-clock time the breaker first opened in this outage
+    until: float = 0.0  # wall-clock `open_until`, to the millisecond (as the report has it)
+    adopted: bool = False  # the open window is a peer's (`adopt`), not observed here
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,7 +68,7 @@ class Cooling:
     """One open (or half-open) breaker, as the status report shows it."""
 
     since: float  # wall-clock seconds
-    remaining: float  # seconds until the next probe may go (0: probe due or in flight)
+    until: float  # wall-clock seconds when the next probe may go (past: due or in flight)
     reason: str  # "rateLimited" or "failing"
 
 
@@ -72,13 +82,39 @@ class Cooldowns:
         self._states: dict[BreakerKey, _State] = {}
 
     def cooling(self) -> dict[BreakerKey, Cooling]:
-        """Every breaker that is not closed, with since when and why (for the report)."""
-        now = self._clock()
+        """Every breaker this replica opened itself and that is not closed, with since
+        when, until when and why (for the report); adopted ones are left out."""
         return {
-            key: Cooling(state.since, max(0.0, state.open_until - now),
+            key: Cooling(state.since, state.until,
                          "rateLimited" if state.rate_limited else "failing")
-            for key, state in self._states.items() if state.open_until != 0.0
+            for key, state in self._states.items()
+            if state.open_until != 0.0 and not state.adopted
         }
+
+    def adopt(self, key: BreakerKey, since: float, until: float, rate_limited: bool) -> bool:
+        """Hold the breaker open until wall-clock `until` on a peer's word (`sharing.py`
+        decided that the peer leads); never shortens a window already open here. A probe
+        in flight stays in flight. True when the breaker was not adopted before."""
+        state = self._states.setdefault(key, _State())
+        fresh = not state.adopted
+        open_until = self._clock() + (until - self._wall())
+        state.open_until = max(state.open_until, open_until)
+        state.until = round(max(state.until, until), 3)
+        state.since, state.rate_limited, state.adopted = since, rate_limited, True
+        state.failures = 0
+        return fresh
+
+    def forget(self, key: BreakerKey) -> None:
+        """The peer whose window this replica followed reports the target healthy again:
+        close an adopted breaker (one this replica opened itself, or a probe in flight,
+        is left to its own verdict)."""
+        state = self._states.get(key)
+        if state is not None and state.adopted and not state.probing:
+            del self._states[key]
+
+    def adopted(self) -> set[BreakerKey]:
+        """The breakers held open on a peer's word."""
+        return {key for key, state in self._states.items() if state.adopted}
 
     def allow(self, key: BreakerKey, policy: CompiledPolicy) -> bool:
         """May a request go to this target now? Claims the probe slot when half-open."""
@@ -142,8 +178,11 @@ class Cooldowns:
             interval = policy.cooldown_seconds * 2 ** min(state.trips - 1, 16)
             seconds = max(seconds, min(interval, policy.cooldown_max_probe_interval))
             state.failures = 0
+        wall = self._wall()
         if state.open_until == 0.0:
-            state.since = self._wall()
+            state.since = round(wall, 3)
         state.open_until = self._clock() + seconds
+        state.until = round(wall + seconds, 3)
         state.rate_limited = rate_limited
+        state.adopted = False  # observed here: this replica's own, and reported
         return True

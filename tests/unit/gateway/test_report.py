@@ -22,7 +22,7 @@ def test_report_names_hash_and_cooling_targets_with_reason_and_since() -> None:
     cd.failure((ep.key, a.identity), ep.policy, rate_limited=True)
     report = build("gw-0", {ep.key: ep}, cd.cooling(), 6000.0, 5.0)
     assert report.endpoints == {ep.key: shape.short_hash(ep.spec_hash)}
-    assert report.cooling == {ep.key: {"a": shape.TargetCooling(5000.0, 6010.0, "rateLimited")}}
+    assert report.cooling == {ep.key: {"a": shape.TargetCooling(5000.0, 5010.0, "rateLimited")}}
     assert shape.decode(shape.encode(report)) == report
 
 
