@@ -8,7 +8,9 @@ ServiceAccount tokens bound to docs/*-rbac.yaml, so the report's RBAC is proven 
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,9 @@ from switchyard_testing.fakes.script import Fault
 from tests.e2e.support import DEADLINE, System, wait_for
 
 REPORT = ["--report-interval", "0.2", "--report-heartbeat", "0.5"]
+#: Shared cooldown stays at its default (on); ["--shared-cooldown", "off"] shows what the
+#: three-replica test catches without it.
+SHARED_COOLDOWN: list[str] = []
 
 
 class Served(System):
@@ -40,6 +45,7 @@ class Served(System):
             extra=["--allowed-base-url-hosts", "127.0.0.1",
                    "--gateway-reports-namespace", home])
         self.gateway = self.replica("gw-a")
+        self.replicas = [self.gateway]
         self.client = openai.OpenAI(base_url=self.gateway.url + "/v1", api_key="unused",
                                     max_retries=0, timeout=30)
 
@@ -47,7 +53,8 @@ class Served(System):
         return stack.gateway(
             self.accounts["gateway"], self.log_dir, namespaces=[self.namespace, self.other],
             default_namespace=self.namespace, port=port,
-            extra=["--report-name", name, "--report-namespace", self.home, *REPORT])
+            extra=["--report-name", name, "--report-namespace", self.home, *REPORT,
+                   *SHARED_COOLDOWN])
 
     def status(self, name: str) -> dict[str, Any]:
         done = self.cluster.kubectl("get", "gwe", name, "-n", self.namespace, "-o", "json")
@@ -170,3 +177,129 @@ def test_a_failing_target_is_degraded_within_two_seconds_and_recovery_clears_it(
 
     wait_for("Degraded=False after recovery", recovered, timeout=20, context=s.logs)
     assert {t["state"] for t in s.status("flaky")["targetHealth"]} == {"Healthy"}
+
+
+class Driver:
+    """Chat requests round-robin over the first `active` replicas, from a thread, until
+    stopped: the replicas always have traffic, as behind a Service."""
+
+    def __init__(self, s: Served, urls: list[str], model: str) -> None:
+        self.clients = [openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0,
+                                      timeout=30) for url in urls]
+        self.model, self.active = model, 1
+        self.served: list[tuple[int, int, str]] = []  # (replica index, status, target)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Driver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=35)
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            index = turn % self.active
+            turn += 1
+            try:
+                raw = self.clients[index].chat.completions.with_raw_response.create(
+                    model=self.model, messages=[{"role": "user", "content": "hi"}])
+                raw.parse()
+                self.served.append((index, raw.status_code,
+                                    raw.headers.get("x-switchyard-target", "")))
+            except openai.APIError as exc:
+                self.served.append((index, getattr(exc, "status_code", 0) or 0, ""))
+            time.sleep(0.02)
+
+
+def _requests_at(s: Served, fake: str) -> list[float]:
+    """When the fake upstream received each request (its own log, monotonic)."""
+    async def snapshot() -> list[float]:
+        return [r.at for r in s.fakes[fake].requests]
+    return s.loop.run(snapshot())
+
+
+def _adopted(replica: stack.Service) -> float:
+    return stack.metric_value(replica.admin_get("/metrics")[1].decode(),
+                              "switchyard_cooldowns_adopted_total")
+
+
+@pytest.fixture
+def trio(served: Served) -> Iterator[Served]:
+    """`served` with two more replicas, gw-b and gw-c, reporting into the same namespace."""
+    extra = [served.replica(name).start() for name in ("gw-b", "gw-c")]
+    try:
+        for replica in extra:
+            replica.wait_for("/readyz", timeout=DEADLINE)
+        served.replicas = [served.gateway, *extra]
+        yield served
+    finally:
+        for replica in extra:
+            replica.stop()
+
+
+def test_three_replicas_share_a_cooldown_one_probe_per_window_and_recover_together(
+        trio: Served) -> None:
+    """Issue 18, shared cooldown: a target failing behind one replica is Degraded within
+    2 s; the other replicas adopt its window, so across the three the failing upstream
+    receives at most one request per cooldown window (its own request log); once it
+    recovers, Degraded clears and every replica routes to it again."""
+    s = trio
+    s.cluster.apply([{
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "GatewayEndpoint",
+        "metadata": {"name": "shared", "namespace": s.namespace},
+        "spec": {"trafficSplit": [s.target("a", 100)],
+                 "fallbacks": [{**s.target("fb"), "name": "fb-fallback"}],
+                 "policy": {"cooldown": {"failureThreshold": 2, "seconds": 1,
+                                        "maxProbeIntervalSeconds": 2},
+                            "retry": {"maxRetries": 0}}}}])
+    wait_for("served by the three replicas",
+             lambda: s.status("shared").get("servingReplicas") == 3, context=s.logs)
+    assert s.condition("shared", "Ready")["message"] == "served by 3 gateway replica(s)"
+    window = 1.0  # the first window; later ones double up to 2 s
+    with Driver(s, [r.url for r in s.replicas], "shared") as traffic:
+        wait_for("a serves through gw-a", lambda: any(t == "a" for *_, t in traffic.served))
+        s.loop.call(s.fakes["a"].script.set_rates, {Fault.SERVER_ERROR: 1.0})
+        failing_from = time.monotonic()
+        # Behind one replica: only gw-a has traffic until its breaker opened (2 failures)
+        # and the other two adopted its window from its report.
+        wait_for("a failing twice behind gw-a",
+                 lambda: len([t for t in _requests_at(s, "a") if t > failing_from]) >= 2)
+        first_failure = next(t for t in _requests_at(s, "a") if t > failing_from)
+        cond = wait_for("Degraded=True",
+                        lambda: (c := s.condition("shared", "Degraded")).get("status")
+                        == "True" and c, timeout=10, context=s.logs)
+        assert time.monotonic() - first_failure < 2.0
+        assert cond["message"].startswith("targets cooling down: a (failing since ")
+        # The others adopt the window from gw-a's report (their metric says so; waited
+        # for, not asserted here, so that without sharing the upstream's log is what fails).
+        end = time.monotonic() + 5
+        while min(_adopted(r) for r in s.replicas[1:]) < 1 and time.monotonic() < end:
+            time.sleep(0.1)
+        traffic.active = 3
+        shared_from = time.monotonic()
+        time.sleep(8.0)
+        probes = [t for t in _requests_at(s, "a") if t > shared_from]
+        # All three had traffic: every request went to the fallback without reaching a,
+        # but for one probe per window (1 s, then 2 s) between them.
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
+        assert 2 <= len(probes) <= 8 / window, probes
+        assert all(gap >= window * 0.95 for gap in gaps), gaps
+        assert {i for i, status, _ in traffic.served if status == 200} == {0, 1, 2}
+        assert all(_adopted(r) >= 1 for r in s.replicas[1:])
+        s.loop.call(s.fakes["a"].script.clear)
+        recovered_from = len(traffic.served)
+        wait_for("Degraded=False after recovery",
+                 lambda: s.condition("shared", "Degraded").get("status") == "False",
+                 timeout=20, context=s.logs)
+
+        def all_route_to_a() -> bool:
+            after = traffic.served[recovered_from:]
+            return {i for i, status, t in after[-30:] if status == 200 and t == "a"} == {0, 1, 2}
+
+        wait_for("every replica routes to a again", all_route_to_a, timeout=10,
+                 context=s.logs)
+    assert {t["state"] for t in s.status("shared")["targetHealth"]} == {"Healthy"}

@@ -4,6 +4,7 @@ adopted breaker behaves (`Cooldowns.adopt`/`forget`), and the report watch (`pee
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from switchyard_gateway.config.compiled import CompiledEndpoint
@@ -211,5 +212,5 @@ def test_three_replicas_probe_a_failing_target_once_per_window_between_them() ->
     # Before the first report: each replica's own threshold (1) failure; then one probe
     # per window (2, 4, 8 s ... doubling) between the three of them.
     after = [s for s in sent if s > opened + 0.25]
-    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(after)]
     assert len(after) <= 4 and all(gap >= 1.9 for gap in gaps), (sent, gaps)
