@@ -303,3 +303,9 @@ def test_three_replicas_share_a_cooldown_one_probe_per_window_and_recover_togeth
         wait_for("every replica routes to a again", all_route_to_a, timeout=10,
                  context=s.logs)
     assert {t["state"] for t in s.status("shared")["targetHealth"]} == {"Healthy"}
+    # A stopped replica stops counting (its heartbeat expires); the two left serve it.
+    s.replicas[2].stop()
+    ready = wait_for("served by the two left", lambda: (c := s.condition("shared", "Ready"))
+                     .get("message") == "served by 2 gateway replica(s)" and c,
+                     timeout=10, context=s.logs)
+    assert ready["status"] == "True" and s.status("shared")["servingReplicas"] == 2

@@ -32,12 +32,14 @@ How it works, and why:
   but each is still checked: a target is matched by name only when the reporting replica
   serves the same spec hash of the endpoint (a renamed target is another target), only on
   endpoints whose policy enables cooldown, and an `until` beyond the policy's longest
-  window (`cooldown_max_seconds`, `cooldown_max_probe_interval`) is clamped to it.
+  window (`cooldown_max_seconds`, `cooldown_max_probe_interval`) is clamped to it, and a
+  time that is not a finite number is no window at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 
 from switchyard_gateway.config.compiled import CompiledEndpoint
@@ -123,6 +125,7 @@ def _windows(report: shape.Report, endpoints: Mapping[str, CompiledEndpoint],
         identities = {t.name: t.identity for t in (*endpoint.split, *endpoint.fallbacks)}
         for name, state in targets.items():
             identity = identities.get(name)
-            if identity is not None:
+            # JSON lets NaN and Infinity through `float()`; neither is a window.
+            if identity is not None and math.isfinite(state.until + state.since):
                 yield (key, identity), _Window(min(state.until, limit), report.replica,
                                                state.since, state.reason)

@@ -91,6 +91,11 @@ def test_an_until_beyond_the_policys_longest_window_is_clamped() -> None:
     assert got.adopt[A].until == NOW + 60 + GRACE  # maxSeconds 60 > maxProbeInterval 30
 
 
+def test_times_that_are_not_finite_numbers_are_no_window() -> None:
+    for until, since in ((float("nan"), NOW), (float("inf"), NOW), (NOW + 2, float("nan"))):
+        assert plan("gw-b", report("gw-a", window(until, since=since))).adopt == {}
+
+
 def test_unknown_endpoints_targets_other_specs_and_disabled_cooldowns_are_ignored() -> None:
     other = compiled(name="other", split=[target("a", 100)])
     assert plan("gw-b", report("gw-a", window(NOW + 2), endpoint=other)).adopt == {}
