@@ -191,3 +191,25 @@ async def test_an_unchanged_snapshot_is_not_walked_again_before_the_heartbeat(
         clock.now += 0.2
         await reporter.tick()
     assert snapshot.walks == 2  # the first write and the heartbeat at 5 s
+
+
+async def test_a_reopened_window_is_written_at_the_next_tick_not_the_heartbeat(
+        api: tuple[Api, kubeclient.Client]) -> None:
+    """A failed probe re-opens the window with the same `since` and reason: only `until`
+    moves, and the other replicas time their adopted windows by it (shared cooldown), so
+    it must not wait for the heartbeat (5 s) to be published."""
+    fake, client = api
+    ep = compiled(policy={"cooldown": {"failureThreshold": 1, "seconds": 1}})
+    key = (ep.key, ep.split[0].identity)
+    clock = Clock()
+    cooldowns = Cooldowns(clock=clock, wall=clock)
+    reporter = _reporter(client, {ep.key: ep}, clock, cooldowns)
+    cooldowns.failure(key, ep.policy)
+    assert await reporter.tick()
+    clock.now += 1.0
+    assert cooldowns.allow(key, ep.policy)  # the probe ...
+    cooldowns.failure(key, ep.policy)  # ... fails: the next window, 2 s
+    clock.now += 0.2
+    assert await reporter.tick()
+    report = shape.decode(fake.objects["switchyard-gateway-report-gw-0"]["data"]["report.json"])
+    assert report.cooling[ep.key]["primary"] == shape.TargetCooling(1000.0, 1003.0, "failing")
