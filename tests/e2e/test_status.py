@@ -180,13 +180,13 @@ def test_a_failing_target_is_degraded_within_two_seconds_and_recovery_clears_it(
 
 
 class Driver:
-    """Chat requests round-robin over the first `active` replicas, from a thread, until
-    stopped: the replicas always have traffic, as behind a Service."""
+    """Chat requests round-robin over the `active` replicas (indexes), from a thread,
+    until stopped: the replicas always have traffic, as behind a Service."""
 
     def __init__(self, s: Served, urls: list[str], model: str) -> None:
         self.clients = [openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0,
                                       timeout=30) for url in urls]
-        self.model, self.active = model, 1
+        self.model, self.active = model, [0]
         self.served: list[tuple[int, int, str]] = []  # (replica index, status, target)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -202,7 +202,8 @@ class Driver:
     def _run(self) -> None:
         turn = 0
         while not self._stop.is_set():
-            index = turn % self.active
+            active = self.active
+            index = active[turn % len(active)]
             turn += 1
             try:
                 raw = self.clients[index].chat.completions.with_raw_response.create(
@@ -241,6 +242,54 @@ def trio(served: Served) -> Iterator[Served]:
             replica.stop()
 
 
+WINDOW = 1.0  # the shared endpoint's first cooldown window; later ones double up to 2 s
+
+
+def _shared_endpoint(s: Served) -> None:
+    """Endpoint `shared`: target a, then a healthy fallback; cooldown after 2 failures,
+    windows of 1 s doubling to 2 s; no same-target retries (each probe is one request)."""
+    s.cluster.apply([{
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "GatewayEndpoint",
+        "metadata": {"name": "shared", "namespace": s.namespace},
+        "spec": {"trafficSplit": [s.target("a", 100)],
+                 "fallbacks": [{**s.target("fb"), "name": "fb-fallback"}],
+                 "policy": {"cooldown": {"failureThreshold": 2, "seconds": int(WINDOW),
+                                        "maxProbeIntervalSeconds": 2},
+                            "retry": {"maxRetries": 0}}}}])
+    wait_for("served by the three replicas",
+             lambda: s.status("shared").get("servingReplicas") == 3, context=s.logs)
+    assert s.condition("shared", "Ready")["message"] == "served by 3 gateway replica(s)"
+
+
+def _fail_behind_gw_a(s: Served, traffic: Driver) -> None:
+    """Make a fail while only gw-a has traffic: Degraded within 2 s of the first failure;
+    then wait (up to 5 s, not asserted) for the others to adopt gw-a's window."""
+    wait_for("a serves through gw-a", lambda: any(t == "a" for *_, t in traffic.served))
+    s.loop.call(s.fakes["a"].script.set_rates, {Fault.SERVER_ERROR: 1.0})
+    failing_from = time.monotonic()
+    wait_for("a failing twice behind gw-a",
+             lambda: len([t for t in _requests_at(s, "a") if t > failing_from]) >= 2)
+    first_failure = next(t for t in _requests_at(s, "a") if t > failing_from)
+    cond = wait_for("Degraded=True",
+                    lambda: (c := s.condition("shared", "Degraded")).get("status")
+                    == "True" and c, timeout=10, context=s.logs)
+    assert time.monotonic() - first_failure < 2.0
+    assert cond["message"].startswith("targets cooling down: a (failing since ")
+    # Waited for, not asserted here, so that without sharing the upstream's log is what
+    # fails the test.
+    end = time.monotonic() + 5
+    while min(_adopted(r) for r in s.replicas[1:]) < 1 and time.monotonic() < end:
+        time.sleep(0.1)
+
+
+def _one_probe_per_window(s: Served, since: float) -> list[float]:
+    """The failing upstream's log since `since`: at most one request per window."""
+    probes = [t for t in _requests_at(s, "a") if t > since]
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert all(gap >= WINDOW * 0.95 for gap in gaps), gaps
+    return probes
+
+
 def test_three_replicas_share_a_cooldown_one_probe_per_window_and_recover_together(
         trio: Served) -> None:
     """Issue 18, shared cooldown: a target failing behind one replica is Degraded within
@@ -248,46 +297,16 @@ def test_three_replicas_share_a_cooldown_one_probe_per_window_and_recover_togeth
     receives at most one request per cooldown window (its own request log); once it
     recovers, Degraded clears and every replica routes to it again."""
     s = trio
-    s.cluster.apply([{
-        "apiVersion": "switchyard.dev/v1alpha1", "kind": "GatewayEndpoint",
-        "metadata": {"name": "shared", "namespace": s.namespace},
-        "spec": {"trafficSplit": [s.target("a", 100)],
-                 "fallbacks": [{**s.target("fb"), "name": "fb-fallback"}],
-                 "policy": {"cooldown": {"failureThreshold": 2, "seconds": 1,
-                                        "maxProbeIntervalSeconds": 2},
-                            "retry": {"maxRetries": 0}}}}])
-    wait_for("served by the three replicas",
-             lambda: s.status("shared").get("servingReplicas") == 3, context=s.logs)
-    assert s.condition("shared", "Ready")["message"] == "served by 3 gateway replica(s)"
-    window = 1.0  # the first window; later ones double up to 2 s
+    _shared_endpoint(s)
     with Driver(s, [r.url for r in s.replicas], "shared") as traffic:
-        wait_for("a serves through gw-a", lambda: any(t == "a" for *_, t in traffic.served))
-        s.loop.call(s.fakes["a"].script.set_rates, {Fault.SERVER_ERROR: 1.0})
-        failing_from = time.monotonic()
-        # Behind one replica: only gw-a has traffic until its breaker opened (2 failures)
-        # and the other two adopted its window from its report.
-        wait_for("a failing twice behind gw-a",
-                 lambda: len([t for t in _requests_at(s, "a") if t > failing_from]) >= 2)
-        first_failure = next(t for t in _requests_at(s, "a") if t > failing_from)
-        cond = wait_for("Degraded=True",
-                        lambda: (c := s.condition("shared", "Degraded")).get("status")
-                        == "True" and c, timeout=10, context=s.logs)
-        assert time.monotonic() - first_failure < 2.0
-        assert cond["message"].startswith("targets cooling down: a (failing since ")
-        # The others adopt the window from gw-a's report (their metric says so; waited
-        # for, not asserted here, so that without sharing the upstream's log is what fails).
-        end = time.monotonic() + 5
-        while min(_adopted(r) for r in s.replicas[1:]) < 1 and time.monotonic() < end:
-            time.sleep(0.1)
-        traffic.active = 3
+        _fail_behind_gw_a(s, traffic)
+        traffic.active = [0, 1, 2]
         shared_from = time.monotonic()
         time.sleep(8.0)
-        probes = [t for t in _requests_at(s, "a") if t > shared_from]
         # All three had traffic: every request went to the fallback without reaching a,
         # but for one probe per window (1 s, then 2 s) between them.
-        gaps = [b - a for a, b in itertools.pairwise(probes)]
-        assert 2 <= len(probes) <= 8 / window, probes
-        assert all(gap >= window * 0.95 for gap in gaps), gaps
+        probes = _one_probe_per_window(s, shared_from)
+        assert 2 <= len(probes) <= 8 / WINDOW, probes
         assert {i for i, status, _ in traffic.served if status == 200} == {0, 1, 2}
         assert all(_adopted(r) >= 1 for r in s.replicas[1:])
         s.loop.call(s.fakes["a"].script.clear)
@@ -309,3 +328,34 @@ def test_three_replicas_share_a_cooldown_one_probe_per_window_and_recover_togeth
                      .get("message") == "served by 2 gateway replica(s)" and c,
                      timeout=10, context=s.logs)
     assert ready["status"] == "True" and s.status("shared")["servingReplicas"] == 2
+
+
+def test_when_the_replica_that_leads_a_cooldown_dies_the_others_take_over_one_probe_each_window(
+        trio: Served) -> None:
+    """The leader (gw-a, which opened the window) is stopped while the target still fails:
+    the followers keep its window to the end, then one of them probes and leads; the
+    upstream still sees at most one request per window, and recovery reaches both."""
+    s = trio
+    _shared_endpoint(s)
+    with Driver(s, [r.url for r in s.replicas], "shared") as traffic:
+        _fail_behind_gw_a(s, traffic)
+        traffic.active = [0, 1, 2]
+        time.sleep(2.0)
+        traffic.active = [1, 2]
+        s.replicas[0].stop()
+        dead_from = time.monotonic()
+        time.sleep(8.0)
+        probes = _one_probe_per_window(s, dead_from - 2.0)
+        assert [t for t in probes if t > dead_from], probes  # the survivors probed
+        s.loop.call(s.fakes["a"].script.clear)
+        recovered_from = len(traffic.served)
+        wait_for("Degraded=False after recovery",
+                 lambda: s.condition("shared", "Degraded").get("status") == "False",
+                 timeout=20, context=s.logs)
+
+        def both_route_to_a() -> bool:
+            after = traffic.served[recovered_from:]
+            return {i for i, status, t in after[-20:] if status == 200 and t == "a"} == {1, 2}
+
+        wait_for("both survivors route to a again", both_route_to_a, timeout=10,
+                 context=s.logs)
