@@ -4,6 +4,9 @@ failing (issue 18).
 The operator runs with `--gateway-reports-namespace`; the gateway replicas report every
 0.2 s with a 0.5 s heartbeat, so a stopped replica stops counting after 1.5 s. Both run on
 ServiceAccount tokens bound to docs/*-rbac.yaml, so the report's RBAC is proven enough.
+
+The three-replica tests prove the shared cooldown (docs/routing.md) on the failing
+upstream's own request log: with `SHARED_COOLDOWN = ["--shared-cooldown", "off"]` they fail.
 """
 
 from __future__ import annotations
