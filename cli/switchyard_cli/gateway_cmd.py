@@ -59,9 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          float)
     flag("report-heartbeat", 5.0, "longest gap between two report writes; the operator "
          "stops counting a replica after 3 of them (default 5 s)", float)
-    flag("shared-cooldown", "on", "cluster mode with a report: 'on' adopts the cooldowns "
-         "other replicas report, so one replica probes a failing target per window; "
-         "'off': each replica finds out for itself (default on)")
+    parser.add_argument(
+        "--shared-cooldown", default=_env("shared-cooldown", "on"), choices=("on", "off"),
+        help="cluster mode with a report: 'on' adopts the cooldowns other replicas report, "
+        "so one replica probes a failing target per window; 'off': each replica finds out "
+        "for itself (default on)")
     flag("max-body-bytes", 10 * 1024 * 1024, "request body limit (default 10 MiB)", int)
     flag("max-in-flight", 0, "gateway-wide in-flight request limit, 0 = unlimited", int)
     flag("drain-seconds", 5.0, "after SIGTERM, fail /readyz this long before closing", float)
@@ -168,7 +170,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         report_owner_uid=args.report_owner_uid,
         report_interval=float(args.report_interval),
         report_heartbeat=float(args.report_heartbeat),
-        shared_cooldown=str(args.shared_cooldown).lower() != "off",
+        shared_cooldown=args.shared_cooldown == "on",
     )
 
 

@@ -42,3 +42,11 @@ def test_old_flag_name_still_works_with_a_warning(caplog: pytest.LogCaptureFixtu
 def test_a_bare_env_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert gateway_cmd.run(_parse("--allowed-env-keys", "OPENAI_API_KEY")) == 2
     assert "bind the env var" in capsys.readouterr().err
+
+
+def test_shared_cooldown_is_on_unless_turned_off(capsys: pytest.CaptureFixture[str]) -> None:
+    assert gateway_cmd.settings_from(_parse()).shared_cooldown
+    assert not gateway_cmd.settings_from(_parse("--shared-cooldown", "off")).shared_cooldown
+    with pytest.raises(SystemExit):
+        _parse("--shared-cooldown", "maybe")
+    assert "invalid choice" in capsys.readouterr().err
