@@ -333,6 +333,51 @@ def test_three_replicas_share_a_cooldown_one_probe_per_window_and_recover_togeth
     assert ready["status"] == "True" and s.status("shared")["servingReplicas"] == 2
 
 
+def test_with_three_replicas_an_edit_made_while_none_runs_is_ready_once_all_serve_it(
+        trio: Served) -> None:
+    """Issue 18 with three gateway processes: all stopped -> an edit leaves Ready=False,
+    the reason saying no replica serves it; three replicas back -> `kubectl wait` returns
+    once every one of them serves the edit."""
+    s = trio
+    s.endpoint("chat", {"a": 100}, ["fb"])
+    wait_for("served by the three replicas",
+             lambda: s.status("chat").get("servingReplicas") == 3, context=s.logs)
+    for replica in s.replicas:
+        replica.stop()
+    s.endpoint("chat", {"a": 50, "b": 50}, ["fb"])
+    generation = s.generation("chat")
+
+    def no_replica() -> dict[str, Any] | None:
+        cond = s.condition("chat", "Ready")
+        ok = (cond.get("observedGeneration"), cond.get("status"), cond.get("reason")) == (
+            generation, "False", "NoGatewayReplica")
+        return cond if ok else None
+
+    cond = wait_for("Ready=False: no replica serves the edit", no_replica, timeout=10,
+                    context=s.logs)
+    assert "no gateway replica reports" in cond["message"]
+    assert s.status("chat").get("servingReplicas", 0) == 0
+    back = [s.replica(name) for name in ("gw-d", "gw-e", "gw-f")]
+    try:
+        for replica in back:
+            replica.start()
+        for replica in back:
+            replica.wait_for("/readyz", timeout=DEADLINE)
+        s.cluster.kubectl("wait", "--for=condition=Ready", "gwe/chat", "-n", s.namespace,
+                          "--timeout=60s")
+        # Ready may turn True with the first replica's report: wait for all three.
+        wait_for("served by the three new replicas",
+                 lambda: s.status("chat").get("servingReplicas") == 3, timeout=10,
+                 context=s.logs)
+        ready = s.condition("chat", "Ready")
+        assert (ready["status"], ready["reason"], ready["observedGeneration"]) == (
+            "True", "Served", generation)
+        assert ready["message"] == "served by 3 gateway replica(s)"
+    finally:
+        for replica in back:
+            replica.stop()
+
+
 def test_when_the_replica_that_leads_a_cooldown_dies_the_others_take_over_one_probe_each_window(
         trio: Served) -> None:
     """The leader (gw-a, which opened the window) is stopped while the target still fails:
