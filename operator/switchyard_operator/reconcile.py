@@ -327,6 +327,16 @@ async def reconcile_named(
     await reconcile(rt, body, credentials)
 
 
+def forget(rt: Runtime, namespace: str, name: str) -> None:
+    """Drop what the runtime holds about a deleted endpoint (its lock too, when free)."""
+    key = (namespace, name)
+    for table in (rt.signed, rt.rendered, rt.assessed, rt.pending):
+        table.pop(key, None)
+    lock = rt.locks.get(key)
+    if lock is not None and not lock.locked():
+        del rt.locks[key]
+
+
 def owner_of(configmap: Mapping[str, Any]) -> str | None:
     """The endpoint a rendered ConfigMap belongs to: its controller, else its `gwe-` name."""
     meta = configmap.get("metadata") or {}
@@ -347,8 +357,14 @@ async def repair(
     alone without a request (a new spec reaches the endpoint handler anyway).
     """
     owner = owner_of(configmap)
-    if owner is None or (event != "DELETED" and _as_written(rt, namespace, owner, configmap)):
+    if owner is None:
         return
+    if event != "DELETED":
+        # Under the lock: the event of our own write may come before that write's answer,
+        # and `rt.signed` is current only once the reconciliation holding it is done.
+        async with rt.locks[(namespace, owner)]:
+            if _as_written(rt, namespace, owner, configmap):
+                return
     for attempt in range(_REPAIR_ATTEMPTS):
         try:
             await reconcile_named(rt, namespace, owner, credentials)
