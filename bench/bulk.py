@@ -102,7 +102,7 @@ class Watcher:
 
 def _served(gateway: stack.Service, expected: str) -> int:
     status, body = gateway.admin_get("/metrics")
-    return body.decode().count(f'expected="{expected}"}} 1.0') if status == 200 else 0
+    return body.decode().count(f'spec_hash="{expected}"}} 1.0') if status == 200 else 0
 
 
 def bulk(cluster: ControlPlane, watcher: Watcher, gateway: stack.Service, namespace: str,
