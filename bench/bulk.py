@@ -201,10 +201,11 @@ def _top(writes: collections.Counter[tuple[str, str]], count: int) -> str:
                      for (verb, resource), n in writes.most_common() if n / count >= 0.01)
 
 
-def section(folder: Path, quick: bool = False) -> list[str]:
-    """The control-plane scale section (markdown lines)."""
+def section(folder: Path, quick: bool = False, count: int = 0, many: int = 0) -> list[str]:
+    """The control-plane scale section (markdown lines); `count`/`many` override the
+    defaults (1,000 then 10,000 in all; 200 then 1,000 with `quick`)."""
     print("[bench] control-plane scale", file=sys.stderr)
-    count, many = (200, 1000) if quick else (1000, 10_000)
+    count, many = count or (200 if quick else 1000), many or (1000 if quick else 10_000)
     r = run(folder, count, many)
     b = r.bulk
     total = sum(b.writes.values())
@@ -249,7 +250,14 @@ def section(folder: Path, quick: bool = False) -> list[str]:
 
 
 if __name__ == "__main__":
+    import argparse
     import tempfile
 
-    print("\n".join(section(Path(tempfile.mkdtemp(prefix="switchyard-bulk-")),
-                            quick="--quick" in sys.argv)))
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--count", type=int, default=0, help="endpoints applied at once")
+    parser.add_argument("--many", type=int, default=0,
+                        help="endpoints in all for the memory figures (<= count: none more)")
+    args = parser.parse_args()
+    print("\n".join(section(Path(tempfile.mkdtemp(prefix="switchyard-bulk-")), args.quick,
+                            args.count, args.many)))

@@ -11,9 +11,9 @@ handled change, which is a fifth of a bulk apply's API writes. The operator need
 more than "changed or not": its one handler reconciles from scratch whatever the cause
 (create, update or resume), so the state lives here as a digest per object UID.
 
-After a restart or a leader change the table is empty: Kopf resumes every endpoint
-(`on.resume`, which writes nothing for an endpoint already as rendered) and the digests
-are filled again. Memory: one UID and one 32-byte digest per live endpoint (a deleted
+After a restart or a leader change the table is empty: Kopf handles every endpoint again
+(as a creation, since it knows no diff base; the handler is the same and writes nothing for
+an endpoint already as rendered) and the digests are filled again. Memory: one UID and one 32-byte digest per live endpoint (a deleted
 one is forgotten).
 
 `ProgressStorage`: Kopf's retry records in `switchyard.dev/` annotations, as before, but

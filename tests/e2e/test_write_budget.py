@@ -63,7 +63,7 @@ def _endpoint(name: str, namespace: str) -> dict[str, object]:
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"task": "chat", "trafficSplit": [
                 {"name": "a", "provider": "openai-compatible", "model": "a",
-                 "baseUrl": "http://127.0.0.1:9/v1"}]}}
+                 "baseUrl": "http://127.0.0.1:9/v1", "weight": 100}]}}
 
 
 def _served(plane: ControlPlane, namespace: str) -> int:
