@@ -13,8 +13,8 @@ more than "changed or not": its one handler reconciles from scratch whatever the
 
 After a restart or a leader change the table is empty: Kopf handles every endpoint again
 (as a creation, since it knows no diff base; the handler is the same and writes nothing for
-an endpoint already as rendered) and the digests are filled again. Memory: one UID and one 32-byte digest per live endpoint (a deleted
-one is forgotten).
+an endpoint already as rendered) and the digests are filled again. Memory: one UID and one
+32-byte digest per live endpoint (a deleted one is forgotten).
 
 `ProgressStorage`: Kopf's retry records in `switchyard.dev/` annotations, as before, but
 the `switchyard.dev/kopf-managed` marker (which tells other Kopf operators to ignore that

@@ -76,7 +76,10 @@ def endpoints_by_secret(
     *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, Any]:
     """(namespace, secret) -> names of the endpoints that reference it."""
-    return {(namespace, secret): name for secret in refs.secret_names(reconcile.plain(spec))}
+    # A shallow copy of the two lists' holders: Kopf runs this on every event of every
+    # endpoint (status writes too), and a deep copy of the whole spec showed in profiles.
+    lists = {f: spec.get(f) for f in ("trafficSplit", "fallbacks")}
+    return {(namespace, secret): name for secret in refs.secret_names(lists)}
 
 
 @kopf.on.resume(*ENDPOINTS)
