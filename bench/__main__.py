@@ -2,10 +2,9 @@
 
 Pins itself to the load core, installs what is missing (wrk, nginx, the pinned peers),
 starts nginx, runs the side-by-side comparison (with what telemetry costs when off,
-`tracing_off.py`) and the extra sections (scale, failover,
-caller identity, propagation, ten thousand streams over HTTP/2 and HTTP/1.1), prints
-the markdown and writes docs/benchmarks.md. Loopback only; every part is bounded in time
-and count.
+`tracing_off.py`) and the extra sections (scale, failover, caller identity, propagation,
+control-plane scale, ten thousand streams over HTTP/2 and HTTP/1.1), prints the markdown
+and writes docs/benchmarks.md. Loopback only; every part is bounded in time and count.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from bench import (
     auth,
+    bulk,
     compare,
     failover,
     procs,
@@ -33,7 +33,7 @@ from bench import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("compare", "scale", "failover", "auth", "propagation", "streams")
+SECTIONS = ("compare", "scale", "failover", "auth", "propagation", "bulk", "streams")
 
 
 def _plan(args: argparse.Namespace) -> compare.Plan:
@@ -93,6 +93,9 @@ def main() -> int:
         nginx.stop()
     if "propagation" in sections:
         extra += _guarded("Propagation", lambda: propagation.section(folder, quick=args.quick))
+    if "bulk" in sections:
+        extra += _guarded("Control-plane scale",
+                          lambda: bulk.section(folder, quick=args.quick))
     if "streams" in sections:
         extra += _guarded("Ten thousand streams",
                           lambda: streams.section(folder, quick=args.quick))

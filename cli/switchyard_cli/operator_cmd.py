@@ -163,7 +163,7 @@ async def _serve(args: argparse.Namespace) -> int:
     import kopf
 
     from switchyard_kube import client as kubeclient
-    from switchyard_operator import apply, handlers, lease, reconcile, reports
+    from switchyard_operator import apply, handlers, lease, reconcile, reports, served_status
     from switchyard_schema.policy import PlatformPolicy
 
     policy = PlatformPolicy.parse(args.allowed_base_url_hosts, args.allowed_env_keys)
@@ -198,7 +198,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 # Seen before the first reconciliations, so a restart does not flap Ready.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(runtime.reports.reflector.synced.wait(), 10)
-                background.append(asyncio.create_task(reconcile.keep_served(runtime)))
+                background.append(asyncio.create_task(served_status.keep_served(runtime)))
             assert handlers.ENDPOINTS  # the import registered the handlers
             await kopf.operator(
                 standalone=True,

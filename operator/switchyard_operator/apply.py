@@ -28,18 +28,24 @@ _EVENT_MESSAGE_MAX = 1000
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
+def _retry(op: str, exc: kubeclient.ApiError) -> kopf.TemporaryError:
+    """The `kopf.TemporaryError` an API failure becomes (how soon to retry depends on it)."""
+    if isinstance(exc, kubeclient.Conflict):
+        return kopf.TemporaryError(f"{op}: conflict, retrying ({exc})", delay=1)
+    if isinstance(exc, kubeclient.Transient):
+        return kopf.TemporaryError(f"{op}: API server unavailable ({exc})", delay=5)
+    # 403 (RBAC being fixed), 422 ...: retry slowly
+    return kopf.TemporaryError(f"{op}: {exc}", delay=30)
+
+
 async def _call(op: str, call: Awaitable[T]) -> T:
     """Await an API call, turning retryable failures into `kopf.TemporaryError`."""
     try:
         return await call
-    except kubeclient.Conflict as exc:
-        raise kopf.TemporaryError(f"{op}: conflict, retrying ({exc})", delay=1) from exc
-    except kubeclient.Transient as exc:
-        raise kopf.TemporaryError(f"{op}: API server unavailable ({exc})", delay=5) from exc
     except kubeclient.NotFound:
         raise
-    except kubeclient.ApiError as exc:  # 403 (RBAC being fixed), 422 ...: retry slowly
-        raise kopf.TemporaryError(f"{op}: {exc}", delay=30) from exc
+    except kubeclient.ApiError as exc:
+        raise _retry(op, exc) from exc
 
 
 def _endpoint_path(namespace: str, name: str, subresource: str = "") -> paths.ResourcePath:
@@ -146,15 +152,20 @@ async def ensure_configmap(
     endpoint: GatewayEndpoint,
     rendered_at: str,
     keys: signing.SigningKeys,
+    first: bool = False,
 ) -> Outcome:
     """Create, update or repair the endpoint's signed ConfigMap; no write when it is as rendered.
 
     A ConfigMap of that name whose controller is not this endpoint is left alone
-    (`Written.CONFLICT`). Raises `kopf.TemporaryError` on conflicts and transient errors.
+    (`Written.CONFLICT`). `first` (the endpoint was never rendered): create without
+    looking first, one request instead of two; a ConfigMap already there (409) is then
+    compared as usual. Raises `kopf.TemporaryError` on conflicts and transient errors.
     """
     namespace, name = endpoint.namespace, manifest["metadata"]["name"]
     desired = render.with_runtime_fields(manifest, endpoint, rendered_at, keys.current)
     signature = str(desired["metadata"]["annotations"][signing.ANNOTATION])
+    if first and await _created(client, namespace, desired):
+        return Outcome(Written.CREATED, signature=signature)
     try:
         existing: dict[str, Any] = await _call(
             "get configmap", client.request("GET", _configmap_path(namespace, name))
@@ -182,6 +193,17 @@ async def ensure_configmap(
     if render.tampered(existing, endpoint, keys, changed):
         return Outcome(Written.REPAIRED, ", ".join(changed), signature)
     return Outcome(Written.UPDATED, signature=signature)
+
+
+async def _created(client: kubeclient.Client, namespace: str, desired: dict[str, Any]) -> bool:
+    """POST the ConfigMap; False when one of that name exists already (409)."""
+    try:
+        await client.request("POST", _configmap_path(namespace), body=desired)
+    except kubeclient.Conflict:
+        return False
+    except kubeclient.ApiError as exc:
+        raise _retry("create configmap", exc) from exc
+    return True
 
 
 async def patch_status(

@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from switchyard_operator import reconcile, refs
+from switchyard_operator import bookkeeping, reconcile, refs
 from switchyard_schema import GROUP, PLURAL, VERSION, contract
 
 logger = logging.getLogger(__name__)
@@ -28,15 +28,15 @@ logger = logging.getLogger(__name__)
 ENDPOINTS = (GROUP, VERSION, PLURAL)
 CREDENTIALS = {contract.CREDENTIAL_LABEL: contract.CREDENTIAL_VALUE}
 PREFIX = "switchyard.dev"
+DIFFBASE = bookkeeping.MemoryDiffBase(PREFIX)
 
 
 @kopf.on.startup()
 def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     """Bookkeeping under `switchyard.dev/` annotations, label-selected Secret watch, events."""
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    # Neither writes an annotation when a handler succeeds at once (`bookkeeping.py`).
+    settings.persistence.progress_storage = bookkeeping.ProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = DIFFBASE
     # Server-side filtering: the `labels=` filters below are client-side only.
     settings.watching.label_selectors["v1", "secrets"] = contract.CREDENTIAL_SELECTOR
     settings.watching.label_selectors["v1", "configmaps"] = contract.MANAGED_BY_SELECTOR
@@ -76,7 +76,10 @@ def endpoints_by_secret(
     *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[Any, Any]:
     """(namespace, secret) -> names of the endpoints that reference it."""
-    return {(namespace, secret): name for secret in refs.secret_names(reconcile.plain(spec))}
+    # A shallow copy of the two lists' holders: Kopf runs this on every event of every
+    # endpoint (status writes too), and a deep copy of the whole spec showed in profiles.
+    lists = {f: spec.get(f) for f in ("trafficSplit", "fallbacks")}
+    return {(namespace, secret): name for secret in refs.secret_names(lists)}
 
 
 @kopf.on.resume(*ENDPOINTS)
@@ -85,6 +88,19 @@ def endpoints_by_secret(
 async def endpoint_changed(*, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """Reconcile the endpoint (`credentials` is the index above, passed by name)."""
     await reconcile.reconcile(memo.runtime, body, kwargs["credentials"])
+
+
+def _deleted(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+@kopf.on.event(*ENDPOINTS, when=_deleted)
+async def endpoint_deleted(*, uid: str | None, namespace: str | None, name: str, memo: Any,
+                           **_: Any) -> None:
+    """Forget what this process holds about a deleted endpoint (its ConfigMap goes with it
+    through the ownerReference)."""
+    DIFFBASE.forget(str(uid or ""))
+    reconcile.forget(memo.runtime, str(namespace), name)
 
 
 @kopf.on.event("v1", "secrets", labels=CREDENTIALS)

@@ -7,7 +7,9 @@ drift is repaired by rendering again). The decisions live in the pure modules (`
 spec that fails it are never looked up. A spec that fails validation or policy gets
 `Ready=False` and raises `kopf.PermanentError`, leaving the last rendered ConfigMap as it
 was. Endpoints are reconciled one at a time each (a per-endpoint lock), so a Secret event
-and a spec change cannot interleave their writes.
+and a spec change cannot interleave their writes. With gateway reports, a new endpoint's
+first status is held back until a replica serves it (`Runtime.pending`, written by
+`served_status.py`), so a new endpoint costs one status write, not two.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import logging
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -28,11 +29,24 @@ from switchyard_operator.reports import Reports
 from switchyard_schema import GatewayEndpoint, normalize, signing, targets_summary
 from switchyard_schema.policy import PlatformPolicy
 
-log = logging.getLogger(__name__)
 #: Drift repair retries a conflicting or failed write this often, waiting at most this long.
 _REPAIR_ATTEMPTS, _REPAIR_MAX_DELAY = 4, 5.0
 #: (namespace, secret name) -> key names, from the label-selected Secret watch.
 CredentialIndex = Mapping[tuple[str, str], Collection[frozenset[str]]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FirstStatus:
+    """A new endpoint's first status, held until a replica serves it or `deadline`."""
+
+    conditions: tuple[status.Condition, ...]  # Accepted and ResolvedRefs
+    summary: status.Summary  # without the served fields
+    generation: int
+    deadline: float  # time.monotonic()
+
+
+#: How long a new endpoint's first status waits for a replica to serve it.
+FIRST_STATUS_GRACE = 5.0
 
 
 @dataclasses.dataclass
@@ -53,10 +67,15 @@ class Runtime:
     #: transitional mode where `Ready` means rendered (docs/operator.md "Status").
     reports: Reports | None = None
     #: (namespace, endpoint) -> (spec hash, target names) of the last good render, and the
-    #: served assessment last written for it (`refresh_served` writes only on a change).
+    #: served assessment last written for it (`served_status` writes only on a change).
     rendered: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = dataclasses.field(
         default_factory=dict)
     assessed: dict[tuple[str, str], tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    #: New endpoints whose first status waits for a replica to serve them
+    #: (`served_status.py` writes it).
+    pending: dict[tuple[str, str], FirstStatus] = dataclasses.field(default_factory=dict)
+    #: (reports version, live replicas) at the last full pass of `served_status`.
+    reports_seen: tuple[int, frozenset[str]] | None = None
 
 
 def plain(value: Any) -> Any:
@@ -149,8 +168,10 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
         return
     config = normalize(endpoint)
     manifest = render.configmap(endpoint, config)
+    # Never rendered (no ConfigMap named in its status): create without a look first.
+    first = not (body.get("status") or {}).get("configMapName")
     outcome = await apply.ensure_configmap(
-        rt.client, manifest, endpoint, render.rfc3339_now(), rt.keys
+        rt.client, manifest, endpoint, render.rfc3339_now(), rt.keys, first=first
     )
     if outcome.signature:
         rt.signed[(endpoint.namespace, endpoint.name)] = outcome.signature
@@ -169,7 +190,7 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
         rt.rendered[key] = (config.spec_hash, names)
         assessment = served.assess(rt.reports.all(), f"{key[0]}/{key[1]}", config.spec_hash,
                                    names, time.time())
-        rt.assessed[key] = _fingerprint(assessment)
+        rt.assessed[key] = fingerprint(assessment)
         conditions = [assessment.ready, accepted, refs_cond, assessment.degraded]
     else:
         rt.rendered.pop(key, None)
@@ -183,8 +204,21 @@ async def _reconcile(rt: Runtime, body: dict[str, Any], credentials: CredentialI
         serving_replicas=assessment.serving if assessment else None,
         target_health=assessment.targets if assessment else None,
     )
-    moved = await _write_status(rt, body, conditions, summary)
-    _post_events(body, moved, outcome, manifest["metadata"]["name"], config.spec_hash)
+    before = {str(c.get("type")) for c in (body.get("status") or {}).get("conditions") or []}
+    if assessment is not None and assessment.live and not body.get("status") \
+            and assessment.ready.status != status.TRUE:
+        # A new endpoint no live replica serves yet (none can: its ConfigMap is seconds
+        # old). Its first status waits for the report that serves it, at most
+        # FIRST_STATUS_GRACE s: one status write, not NotServedYet and then Served.
+        rt.pending[key] = FirstStatus((accepted, refs_cond), dataclasses.replace(
+            summary, serving_replicas=None, target_health=None),
+            int(body["metadata"].get("generation") or 1), time.monotonic() + FIRST_STATUS_GRACE)
+        moved = status.transitions([], status.build(
+            {}, conditions, summary, 1, status.now_rfc3339())["conditions"])
+    else:
+        rt.pending.pop(key, None)
+        moved = await _write_status(rt, body, conditions, summary)
+    _post_events(body, moved, before, outcome, manifest["metadata"]["name"], config.spec_hash)
     if outcome.written is apply.Written.CONFLICT:
         # Nothing watches the foreign ConfigMap; look again later.
         raise kopf.TemporaryError(outcome.detail, delay=60)
@@ -220,6 +254,8 @@ async def _reject(
     reason: str,
 ) -> None:
     message = validate.describe(problems)
+    meta = body["metadata"]
+    rt.pending.pop((meta["namespace"], meta["name"]), None)
     keep = "; the last rendered ConfigMap (if any) keeps serving"
     conditions = [
         status.Condition(status.READY, status.FALSE, reason, message + keep),
@@ -235,14 +271,26 @@ async def _reject(
     raise kopf.PermanentError(f"rejected ({reason}): {message}")
 
 
+#: What `ensure_configmap` did that gets the `Rendered` Event.
+_RENDERED = (apply.Written.CREATED, apply.Written.UPDATED)
+
+
 def _post_events(
     body: dict[str, Any],
     moved: list[Mapping[str, Any]],
+    before: Collection[str],
     outcome: apply.Outcome,
     cm_name: str,
     spec_hash: str,
 ) -> None:
-    if outcome.written in (apply.Written.CREATED, apply.Written.UPDATED):
+    """Events for what this reconciliation did and the conditions it moved.
+
+    `before`: the condition types the status held. A condition seen for the first time
+    and fine (a new endpoint, Accepted and its refs resolved) gets no Event of its own:
+    the `Rendered` Event says so, and one Event per new endpoint instead of three keeps a
+    bulk apply's API writes down. A recovery (False before) still gets its Normal Event.
+    """
+    if outcome.written in _RENDERED:
         apply.post_event(
             body, "Normal", "Rendered", f"ConfigMap {cm_name} {outcome.written.value} ({spec_hash})"
         )
@@ -256,6 +304,8 @@ def _post_events(
         )
     for cond in moved:
         kind, ok = cond["type"], cond["status"] == status.TRUE
+        if ok and kind not in before and outcome.written in _RENDERED:
+            continue  # first seen and fine: said by the Rendered Event
         if kind == status.ACCEPTED and ok:
             apply.post_event(body, "Normal", "Accepted", str(cond["message"]))
         elif kind == status.RESOLVED_REFS and not ok:
@@ -275,6 +325,16 @@ async def reconcile_named(
         rt.signed.pop((namespace, name), None)
         return
     await reconcile(rt, body, credentials)
+
+
+def forget(rt: Runtime, namespace: str, name: str) -> None:
+    """Drop what the runtime holds about a deleted endpoint (its lock too, when free)."""
+    key = (namespace, name)
+    for table in (rt.signed, rt.rendered, rt.assessed, rt.pending):
+        table.pop(key, None)
+    lock = rt.locks.get(key)
+    if lock is not None and not lock.locked():
+        del rt.locks[key]
 
 
 def owner_of(configmap: Mapping[str, Any]) -> str | None:
@@ -297,8 +357,14 @@ async def repair(
     alone without a request (a new spec reaches the endpoint handler anyway).
     """
     owner = owner_of(configmap)
-    if owner is None or (event != "DELETED" and _as_written(rt, namespace, owner, configmap)):
+    if owner is None:
         return
+    if event != "DELETED":
+        # Under the lock: the event of our own write may come before that write's answer,
+        # and `rt.signed` is current only once the reconciliation holding it is done.
+        async with rt.locks[(namespace, owner)]:
+            if _as_written(rt, namespace, owner, configmap):
+                return
     for attempt in range(_REPAIR_ATTEMPTS):
         try:
             await reconcile_named(rt, namespace, owner, credentials)
@@ -321,66 +387,6 @@ def _as_written(rt: Runtime, namespace: str, owner: str, configmap: dict[str, An
     )
 
 
-def _fingerprint(assessment: served.Served) -> tuple[Any, ...]:
+def fingerprint(assessment: served.Served) -> tuple[Any, ...]:
+    """What `served_status` compares to decide whether an assessment changed."""
     return (assessment.ready, assessment.degraded, assessment.serving, repr(assessment.targets))
-
-
-#: Ready reasons the served assessment may replace: a render problem stays as it is.
-_SERVED_REASONS = frozenset({"Rendered", served.SERVED, served.NOT_SERVED, served.NO_REPLICA})
-
-
-async def refresh_served(rt: Runtime, now: float | None = None) -> int:
-    """Re-assess every rendered endpoint against the reports; write the status of those
-    whose served state changed. Returns the number of status writes."""
-    if rt.reports is None:
-        return 0
-    reports, now = rt.reports.all(), time.time() if now is None else now
-    writes = 0
-    for key, (spec_hash, names) in list(rt.rendered.items()):
-        assessment = served.assess(reports, f"{key[0]}/{key[1]}", spec_hash, names, now)
-        fingerprint = _fingerprint(assessment)
-        if rt.assessed.get(key) == fingerprint:
-            continue
-        async with rt.locks[key]:
-            if rt.rendered.get(key) != (spec_hash, names):
-                continue  # reconciled meanwhile: it assessed with the new spec
-            if await _write_served(rt, key, spec_hash, assessment):
-                writes += 1
-            rt.assessed[key] = fingerprint
-    return writes
-
-
-async def _write_served(rt: Runtime, key: tuple[str, str], spec_hash: str,
-                        assessment: served.Served) -> bool:
-    body = await apply.get_endpoint(rt.client, *key)
-    if body is None:
-        rt.rendered.pop(key, None)
-        rt.assessed.pop(key, None)
-        return False
-    previous = body.get("status") or {}
-    old = previous.get("conditions") or []
-    ready = status.find(old, status.READY)
-    if previous.get("specHash") != spec_hash or (
-            ready is not None and ready.get("reason") not in _SERVED_REASONS):
-        return False  # another spec or a render problem: reconcile owns that status
-    kept = [status.Condition(str(c.get("type")), str(c.get("status")), str(c.get("reason")),
-                             str(c.get("message")))
-            for c in old if c.get("type") in (status.ACCEPTED, status.RESOLVED_REFS)]
-    new = status.build(previous, [assessment.ready, *kept, assessment.degraded],
-                       status.Summary(None, None, None, None, assessment.serving,
-                                      assessment.targets),
-                       int(previous.get("observedGeneration") or 1), status.now_rfc3339())
-    if not status.changed(previous, new):
-        return False
-    await apply.patch_status(rt.client, key[0], key[1], new)
-    return True
-
-
-async def keep_served(rt: Runtime, period: float = 0.5) -> None:
-    """Run `refresh_served` every `period` seconds until cancelled (errors are logged)."""
-    while True:
-        try:
-            await refresh_served(rt)
-        except (kopf.TemporaryError, kubeclient.ApiError) as exc:
-            log.warning("refreshing served status: %s", exc)
-        await asyncio.sleep(period)

@@ -4,7 +4,7 @@ Used by the e2e tests (tests/e2e/conftest.py), `switchyard demo` and bench/. The
 come from `binaries.locate()` (built from pinned Go modules); everything runs on free
 127.0.0.1 ports with a fresh temporary folder holding data, keys, kubeconfigs and one log
 per process. RBAC is on, the default admission plugins run, the API server keeps an audit
-log of Secret, ConfigMap and GatewayEndpoint requests (`audit_events`), ServiceAccount
+log of Secret, ConfigMap, Event and GatewayEndpoint requests (`audit_events`), ServiceAccount
 tokens are signed, and the controller manager runs the garbage collector and namespace
 controllers, so owned objects and deleted namespaces really go away. There is no kubelet:
 pods never run, unless `node.py` starts one beside it (then the API server listens on the
@@ -67,9 +67,10 @@ LOOPBACK = "127.0.0.1"
 
 
 # What the API server itself logs about requests (its audit log): who asked which URI for
-# Secrets, ConfigMaps and GatewayEndpoints, at Metadata level (never a body, so no Secret
-# value reaches the file). Tests read it to assert on what crossed the wire: the selector
-# and `limit` a LIST really carried, a GET that never happened.
+# Secrets, ConfigMaps, Events and GatewayEndpoints (and their status), at Metadata level
+# (never a body, so no Secret value reaches the file). Tests read it to assert on what
+# crossed the wire: the selector and `limit` a LIST really carried, a GET that never
+# happened, how many writes an endpoint cost.
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -78,9 +79,9 @@ rules:
   - level: Metadata
     resources:
       - group: ""
-        resources: [secrets, configmaps]
+        resources: [secrets, configmaps, events]
       - group: switchyard.dev
-        resources: [gatewayendpoints]
+        resources: [gatewayendpoints, gatewayendpoints/status]
   - level: None
 """
 

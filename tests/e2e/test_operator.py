@@ -255,15 +255,13 @@ def test_example_renders_owned_configmap_then_follows_edits(
         assert condition(obj, type_)["status"] == "True"
         assert condition(obj, type_)["observedGeneration"] == 1
 
-    # Kopf records its diff base in a separate patch after the handler (and so after our
-    # status write): wait for it rather than race it.
-    def diff_base_recorded() -> dict[str, str] | None:
-        current = get(cluster, namespace, "gatewayendpoint", "chat") or {}
-        found: dict[str, str] = current.get("metadata", {}).get("annotations", {})
-        return found if "switchyard.dev/last-handled-configuration" in found else None
-
-    annotations = wait_for("Kopf's diff-base annotation", diff_base_recorded, context=op.log)
-    assert not any(k.startswith("kopf.zalando.org") for k in annotations)
+    # Kopf's bookkeeping stays in the operator's memory: a handler that succeeded at once
+    # leaves no annotation (and cost no PATCH). Kopf would patch right after the handler,
+    # so give it a moment to show it does not.
+    time.sleep(1.0)
+    current = get(cluster, namespace, "gatewayendpoint", "chat") or {}
+    annotations = current.get("metadata", {}).get("annotations", {})
+    assert not any(k.startswith(("kopf.zalando.org", "switchyard.dev/")) for k in annotations)
     assert op.healthy()
 
     # Edit the weights: the ConfigMap follows, with a new hash and generation.
@@ -317,7 +315,9 @@ def test_example_renders_owned_configmap_then_follows_edits(
             and {e["reason"] for e in events(cluster, namespace, "chat")}
         ),
     )
-    assert {"Rendered", "Accepted", "Rejected"} <= reasons
+    # A new endpoint gets one Event (Rendered says it was accepted and its refs resolved).
+    assert {"Rendered", "Rejected"} <= reasons
+    assert "Accepted" not in reasons
 
 
 def test_deleted_secret_is_reported_and_configmap_stays(
@@ -433,9 +433,12 @@ def test_restart_writes_nothing_and_no_condition_flaps(
     op.stop()
     time.sleep(1.1)  # so that a rewritten lastTransitionTime would differ (second precision)
     op2 = start_operator()
+    # Kopf's diff base lived in the old process's memory: to the new one every endpoint is
+    # new ("Creation"), and the one handler reconciles it all the same.
     wait_for(
-        "both endpoints resumed",
-        lambda: op2.log().count("Resuming is processed") >= 2,
+        "both endpoints handled again",
+        lambda: op2.log().count("Creation is processed") + op2.log().count(
+            "Resuming is processed") >= 2,
         context=op2.log,
     )
     for name, before in cms.items():

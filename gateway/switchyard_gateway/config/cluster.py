@@ -19,6 +19,7 @@ one Secret, which must carry the label too. Writes nothing but Events.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import functools
@@ -116,6 +117,10 @@ class ClusterSource:
         self._credential_cache = credential_cache.CredentialCache()
         self._fetches: dict[credential_cache.SecretKey, asyncio.Task[None]] = {}
         self._applied: dict[str, str] = {}  # endpoint key -> resourceVersion applied
+        # The Secret keys each served endpoint references, and how many reference each:
+        # an event re-reads only its own endpoint, not every served one.
+        self._refs: dict[str, frozenset[credential_cache.Ref]] = {}
+        self._wanted: collections.Counter[credential_cache.Ref] = collections.Counter()
         self._refused: dict[str, str] = {}  # endpoint key/cm -> resourceVersion refused
         self._lock = asyncio.Lock()
         self._event_tasks: set[asyncio.Task[None]] = set()  # referenced until done
@@ -210,6 +215,11 @@ class ClusterSource:
     def _value(kind: str, obj: Obj) -> Any:
         if kind == "endpoints":
             return str(obj.get("metadata", {}).get("uid", ""))
+        # Held until the next change: without the server's field-ownership bookkeeping,
+        # which nothing here reads (a few KiB of small dicts each, at 10,000 ConfigMaps).
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and "managedFields" in meta:
+            return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         return obj
 
     @staticmethod
@@ -246,14 +256,20 @@ class ClusterSource:
                         self._credential_cache.forget(credential_cache.secret_key(obj))
                     else:
                         self._credential_cache.take(obj)
+                    if self._synced:
+                        self._refresh_secrets()
+                    return
+                table = self._table(kind)
+                if kind_of_event == "DELETED" or not self._claims_ours(kind, obj):
+                    table.pop(_key(obj), None)
                 else:
-                    table = self._table(kind)
-                    if kind_of_event == "DELETED" or not self._claims_ours(kind, obj):
-                        table.pop(_key(obj), None)
-                    else:
-                        table[_key(obj)] = self._value(kind, obj)
+                    table[_key(obj)] = self._value(kind, obj)
                 if self._synced:
-                    self._reconcile()
+                    # One object changed: only the ConfigMap it names can change what is
+                    # served (a full pass per event is quadratic in a bulk apply).
+                    ns, name = _key(obj)
+                    self._reconcile_one(
+                        ns, name if kind == "configmaps" else contract.configmap_name(name))
 
         return event
 
@@ -266,11 +282,64 @@ class ClusterSource:
             if owner is not None:
                 desired[f"{ns}/{owner}"] = cm
         for key in [k for k in self._applied if k not in desired]:
-            del self._applied[key]
-            self._store.remove(key, SOURCE)
+            self._withdraw(key)
         for key, cm in desired.items():
             self._apply(key, cm)
+            self._track(key)
         self._refresh_secrets()
+
+    def _reconcile_one(self, ns: str, cm_name: str) -> None:
+        """`_reconcile` for the one ConfigMap key an event touched.
+
+        An accepted ConfigMap is named after its owner (`gwe-<owner>`), so the endpoint it
+        may serve follows from its name alone.
+        """
+        cm = self._configmaps.get((ns, cm_name))
+        owner = self._accepted_owner(ns, cm_name, cm) if cm is not None else None
+        if cm is not None and owner is not None:
+            key = f"{ns}/{owner}"
+            self._apply(key, cm)
+        elif cm_name.startswith(contract.CONFIGMAP_PREFIX):
+            key = f"{ns}/{cm_name.removeprefix(contract.CONFIGMAP_PREFIX)}"
+            if key not in self._applied:
+                return
+            self._withdraw(key)
+        else:
+            return
+        if self._track(key):
+            self._refresh_secrets()
+
+    def _withdraw(self, key: str) -> None:
+        del self._applied[key]
+        self._store.remove(key, SOURCE)
+        self._track(key)
+
+    def _track(self, key: str) -> bool:
+        """Record the Secret keys endpoint `key` serves with now; True when the set of
+        referenced keys changed (the credential cache must then be told)."""
+        endpoint = self._store.snapshot().get(key)
+        refs: frozenset[credential_cache.Ref] = frozenset()
+        if endpoint is not None:
+            refs = frozenset(
+                (endpoint.namespace, t.api_key_ref.secret_key_ref.name,
+                 t.api_key_ref.secret_key_ref.key)
+                for t in (*endpoint.split, *endpoint.fallbacks)
+                if t.api_key_ref is not None and t.api_key_ref.secret_key_ref is not None)
+        old = self._refs.pop(key, frozenset())
+        if refs:
+            self._refs[key] = refs
+        if refs == old:
+            return False
+        moved = False
+        for ref in old - refs:
+            self._wanted[ref] -= 1
+            if self._wanted[ref] <= 0:
+                del self._wanted[ref]
+                moved = True
+        for ref in refs - old:
+            moved = moved or ref not in self._wanted
+            self._wanted[ref] += 1
+        return moved
 
     def _accepted_owner(self, ns: str, cm_name: str, cm: Obj) -> str | None:
         """The owning endpoint's name when the ConfigMap may be served, else None.
@@ -332,14 +401,7 @@ class ClusterSource:
     # Credentials: only the Secret keys a served endpoint references.
 
     def _refresh_secrets(self) -> None:
-        wanted: set[credential_cache.Ref] = set()
-        for endpoint in self._store.snapshot().values():
-            for target in (*endpoint.split, *endpoint.fallbacks):
-                ref = target.api_key_ref
-                if ref is not None and ref.secret_key_ref is not None:
-                    wanted.add(
-                        (endpoint.namespace, ref.secret_key_ref.name, ref.secret_key_ref.key)
-                    )
+        wanted = set(self._wanted)
         for secret in self._credential_cache.want(wanted):
             if secret not in self._fetches:
                 task = asyncio.get_running_loop().create_task(self._fetch_secret(secret))

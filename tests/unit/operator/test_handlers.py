@@ -11,7 +11,7 @@ from __future__ import annotations
 import kopf
 from kopf._cogs.structs import references
 
-from switchyard_operator import handlers
+from switchyard_operator import bookkeeping, handlers
 
 
 def _settings() -> kopf.OperatorSettings:
@@ -38,6 +38,5 @@ def test_bookkeeping_uses_the_switchyard_prefix() -> None:
     persistence = _settings().persistence
     assert isinstance(persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert persistence.progress_storage.prefix == "switchyard.dev"
-    assert isinstance(persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
-    assert persistence.diffbase_storage.prefix == "switchyard.dev"
-    assert persistence.diffbase_storage.key == "last-handled-configuration"
+    # The diff base is kept in memory: no annotation, no PATCH per handled endpoint.
+    assert isinstance(persistence.diffbase_storage, bookkeeping.MemoryDiffBase)
