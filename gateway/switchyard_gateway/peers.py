@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from aiohttp import web
 
 from switchyard_gateway.config.compiled import CompiledEndpoint
 from switchyard_gateway.routing import sharing
@@ -126,16 +124,3 @@ class Peers:
         else:
             self._take(obj)
         self.apply()
-
-
-def context(peers: Peers, client: Client) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A `cleanup_ctx` entry that runs the peer watch on its own API client."""
-
-    async def running(app: web.Application) -> AsyncIterator[None]:
-        async with client:
-            task = asyncio.create_task(peers.run(), name="shared-cooldown")
-            yield
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    return running

@@ -20,10 +20,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from aiohttp import web
 
 from switchyard_gateway.config.compiled import CompiledEndpoint
 from switchyard_gateway.routing.cooldown import BreakerKey, Cooling
@@ -162,17 +160,3 @@ class Reporter:
             await self._client.request(
                 "POST", paths.collection_path("v1", "configmaps", namespace=s.namespace),
                 body=obj)
-
-
-def context(reporter: Reporter, client: Client) -> Callable[[web.Application],
-                                                             AsyncIterator[None]]:
-    """A `cleanup_ctx` entry that runs the reporter on its own API client."""
-
-    async def running(app: web.Application) -> AsyncIterator[None]:
-        async with client:
-            task = asyncio.create_task(reporter.run(), name="status-report")
-            yield
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    return running

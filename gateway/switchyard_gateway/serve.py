@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 
 from aiohttp import web
 
@@ -120,7 +120,7 @@ def reporter_context(settings: GatewaySettings, conn: kube.Connection, store: Co
     reporter = report.Reporter(
         client, where, store.snapshot, cooldowns.cooling,
         on_write=lambda ok: metrics.report_writes.labels("ok" if ok else "failed").inc())
-    return report.context(reporter, client)
+    return background(client, reporter.run, "status-report")
 
 
 def peers_context(settings: GatewaySettings, conn: kube.Connection, store: ConfigStore,
@@ -131,7 +131,22 @@ def peers_context(settings: GatewaySettings, conn: kube.Connection, store: Confi
         client, settings.report_namespace or conn.default_namespace, settings.report_name,
         cooldowns, store.snapshot, settings.report_interval,
         on_adopt=metrics.cooldowns_adopted.inc)
-    return peers.context(watcher, client)
+    return background(client, watcher.run, "shared-cooldown")
+
+
+def background(client: kube.Client, run: Callable[[], Coroutine[object, object, None]],
+               name: str) -> CleanupCtx:
+    """A `cleanup_ctx` entry running `run` as a task for the app's lifetime, on its
+    own API client (closed after the task is cancelled)."""
+
+    async def running(app: web.Application) -> AsyncIterator[None]:
+        async with client:
+            task = asyncio.create_task(run(), name=name)
+            yield
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return running
 
 
 async def serve(settings: GatewaySettings,
